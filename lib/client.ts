@@ -1,0 +1,98 @@
+import { performance } from 'node:perf_hooks'
+import type { FastifyBaseLogger } from 'fastify'
+import type { AttemptObserver, CallScope } from './attempts.ts'
+import { classify, type ErrorType } from './classify.ts'
+import { CioNotConfiguredError } from './errors.ts'
+import { ERROR_LABEL_SETS, HISTOGRAM_LABEL_SETS, LabelBudget, type MetricsHandle } from './metrics.ts'
+import { operations, type Api, type CioMethods, type Operation } from './operations.ts'
+import type { Server, Tracing } from './tracing.ts'
+
+/** The SDK clients behind `fastify.cio`; one is absent when its credentials are. */
+export interface SdkClients {
+  readonly track?: object
+  readonly app?: object
+}
+
+export interface ClientDeps {
+  readonly sdk: SdkClients
+  readonly servers: Readonly<Record<Api, Server>>
+  readonly metrics: MetricsHandle
+  readonly observer: AttemptObserver
+  readonly tracing: Tracing | undefined
+  readonly log: FastifyBaseLogger
+}
+
+/** Every SDK method, promise-returning; see {@link CioMethods}. */
+export type CioClient = CioMethods
+
+const HOW_TO_CONFIGURE: Readonly<Record<Api, string>> = {
+  track: 'siteId and trackApiKey (CUSTOMERIO_SITE_ID, CUSTOMERIO_TRACK_API_KEY)',
+  app: 'appApiKey (CUSTOMERIO_APP_API_KEY)'
+}
+
+function deliveryIdOf (result: unknown): string | undefined {
+  const id = (result as { delivery_id?: unknown } | null)?.delivery_id
+  return typeof id === 'string' ? id : undefined
+}
+
+/**
+ * Builds `fastify.cio`: one function per SDK method, all through {@link instrument}, which
+ * times the call, counts it, classifies its failure, traces it and logs it. The caller gets
+ * the SDK's own result, or the SDK's own error object, unchanged.
+ */
+export function createClient (deps: ClientDeps): CioClient {
+  const { sdk, servers, metrics, observer, tracing, log } = deps
+  const histogramBudget = new LabelBudget(HISTOGRAM_LABEL_SETS)
+  const errorBudget = new LabelBudget(ERROR_LABEL_SETS)
+
+  function finish (scope: CallScope, start: number, errorType: ErrorType | undefined, result: unknown, error?: unknown): void {
+    const { op } = scope
+    const seconds = (performance.now() - start) / 1000
+    const outcome = errorType === undefined ? 'success' : 'error'
+    metrics.inFlight.dec({ api: op.api })
+    metrics.requests.inc({ api: op.api, operation: op.label })
+    metrics.duration.observe({
+      labels: { api: op.api, operation: histogramBudget.admit(`${op.label}:${outcome}`, op.label), outcome },
+      value: seconds,
+      exemplarLabels: scope.span === undefined ? undefined : tracing?.exemplar(scope.span)
+    })
+    const fields = { api: op.api, operation: op.label, status: scope.statusCode, attempts: scope.attempts, duration_seconds: seconds }
+    if (errorType === undefined) {
+      log.debug(fields, 'customer.io call succeeded')
+    } else {
+      metrics.errors.inc({ api: op.api, operation: errorBudget.admit(`${op.label}:${errorType}`, op.label), error_type: errorType })
+      log.warn({ ...fields, error_type: errorType, err: error }, 'customer.io call failed')
+    }
+    if (scope.span !== undefined) {
+      tracing?.endCall(scope.span, { errorType, statusCode: scope.statusCode, deliveryId: deliveryIdOf(result), error })
+    }
+  }
+
+  function instrument (op: Operation, args: unknown[]): Promise<unknown> {
+    const start = performance.now()
+    const target = sdk[op.api] as Record<string, (...a: unknown[]) => Promise<unknown>> | undefined
+    const server = servers[op.api]
+    const scope: CallScope = { op, server, span: tracing?.startCall(op, server), attempts: 0, statusCode: undefined }
+    metrics.inFlight.inc({ api: op.api })
+    let pending: Promise<unknown>
+    try {
+      if (target === undefined) throw new CioNotConfiguredError(op.api === 'track' ? 'Track' : 'App', HOW_TO_CONFIGURE[op.api])
+      const call = () => target[op.name](...args)
+      pending = observer.run(scope, scope.span === undefined ? call : () => tracing!.run(scope.span!, call))
+    } catch (err) {
+      // The SDK validates arguments synchronously, before any promise exists.
+      finish(scope, start, err instanceof CioNotConfiguredError ? 'not_configured' : 'invalid_argument', undefined, err)
+      return Promise.reject(err)
+    }
+    return pending.then(
+      (result) => { finish(scope, start, undefined, result); return result },
+      (err: unknown) => { finish(scope, start, classify(err), undefined, err); throw err }
+    )
+  }
+
+  const client: Record<string, (...args: unknown[]) => Promise<unknown>> = {}
+  for (const op of operations) {
+    client[op.name] = (...args: unknown[]) => instrument(op, args)
+  }
+  return client as unknown as CioClient
+}

@@ -1,0 +1,94 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import fastifyMetricsModule from 'fastify-metrics'
+import baseClient from '@prometheus-io/client'
+import type { Metric } from '@prometheus-io/client'
+import type { PromClient } from './metrics.ts'
+import { CioInvalidOptionsError } from './errors.ts'
+import type { ResolvedOptions } from './options.ts'
+
+// fastify-metrics is CommonJS with `exports.default`: from ESM the plugin sits one level down.
+const fastifyMetrics = fastifyMetricsModule.default
+
+/**
+ * A copy of the client module whose metrics and default collectors land in one fresh
+ * registry, so two Fastify apps in one process never clash on the global registry
+ * (fastify-metrics' own histogram would otherwise be registered twice).
+ */
+function scopedClient (base: PromClient): PromClient {
+  const register = new base.Registry()
+  const scope = <C extends new (...args: any[]) => object>(Base: C): C =>
+    class extends Base {
+      constructor (...args: any[]) {
+        super({ registers: [register], ...args[0] })
+      }
+    }
+  return {
+    ...base,
+    register,
+    Counter: scope(base.Counter as any),
+    Gauge: scope(base.Gauge as any),
+    Histogram: scope(base.Histogram as any),
+    Summary: scope(base.Summary as any),
+    collectDefaultMetrics: (config?: object) => base.collectDefaultMetrics({ ...config, register })
+  } as PromClient
+}
+
+/**
+ * OpenMetrics text of a registry. The client's own OpenMetrics mode renames counters in
+ * place (strips `_total`), which would corrupt the Prometheus-text rendering of the same
+ * metrics, so each metric is rendered through a view that carries the OpenMetrics name.
+ */
+export async function renderOpenMetrics (client: PromClient): Promise<string> {
+  const om = new client.Registry(client.Registry.OPENMETRICS_CONTENT_TYPE)
+  for (const metric of client.register.getMetricsAsArray() as unknown as Array<Metric<string> & { name: string, type: string }>) {
+    const view = {
+      name: metric.name,
+      type: metric.type,
+      get: async () => ({ ...(await metric.get()), name: view.name })
+    }
+    om.registerMetric(view as unknown as Metric<string>)
+  }
+  return om.metrics()
+}
+
+function wantsOpenMetrics (request: FastifyRequest): boolean {
+  return (request.headers.accept ?? '').includes('application/openmetrics-text')
+}
+
+/**
+ * Makes sure fastify-metrics is registered (reusing an app's own registration, never
+ * registering it twice) and returns the client whose registry holds every metric.
+ */
+export async function setupExposition (fastify: FastifyInstance, metrics: ResolvedOptions['metrics']): Promise<PromClient> {
+  if (fastify.hasDecorator('metrics')) {
+    if (metrics.explicit) {
+      throw new CioInvalidOptionsError('metrics', 'fastify-metrics is already registered and serves its own route; leave this option out')
+    }
+    return fastify.metrics.client as unknown as PromClient
+  }
+  const client = scopedClient(baseClient)
+  await fastify.register(fastifyMetrics, {
+    promClient: client as never,
+    endpoint: null,
+    defaultMetrics: { enabled: metrics.defaultMetrics },
+    // The summary cannot be aggregated across instances and is the costliest per-request part.
+    routeMetrics: { enabled: { histogram: true, summary: false } }
+  })
+  const { endpoint } = metrics
+  if (endpoint !== false) {
+    fastify.route({
+      method: 'GET',
+      url: endpoint,
+      logLevel: 'warn',
+      exposeHeadRoute: false,
+      config: { disableMetrics: true },
+      handler: async (request: FastifyRequest, reply: FastifyReply) => {
+        if (wantsOpenMetrics(request)) {
+          return reply.type(client.Registry.OPENMETRICS_CONTENT_TYPE).send(await renderOpenMetrics(client))
+        }
+        return reply.type(client.register.contentType).send(await client.register.metrics())
+      }
+    })
+  }
+  return client
+}

@@ -1,0 +1,84 @@
+import { readFileSync } from 'node:fs'
+import fp from 'fastify-plugin'
+import type { FastifyPluginAsync } from 'fastify'
+import { APIClient, TrackClient, RegionEU, RegionUS } from 'customerio-node'
+import { AttemptObserver } from './attempts.ts'
+import { createClient, type CioClient } from './client.ts'
+import { setupExposition } from './exposition.ts'
+import { createMetrics } from './metrics.ts'
+import { resolveOptions, type CioObservabilityOptions, type ResolvedOptions } from './options.ts'
+import { sanitize } from './redact.ts'
+import { loadTracing, serverOf } from './tracing.ts'
+
+const readVersion = (url: URL): string => (JSON.parse(readFileSync(url, 'utf8')) as { version: string }).version
+const version = readVersion(new URL('../package.json', import.meta.url))
+const sdkVersion = readVersion(new URL('../package.json', import.meta.resolve('customerio-node')))
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** customerio-node's TrackClient and APIClient methods, instrumented. */
+    cio: CioClient
+  }
+}
+
+/** Values that must never reach a log line, span or error message. */
+function secretsOf (options: ResolvedOptions): string[] {
+  return [options.track?.apiKey, options.appApiKey].filter((s): s is string => s !== undefined)
+}
+
+function regionName (options: ResolvedOptions): string {
+  if (options.region === RegionUS) return 'us'
+  if (options.region === RegionEU) return 'eu'
+  return 'custom'
+}
+
+const cioObservabilityPlugin: FastifyPluginAsync<CioObservabilityOptions> = async (fastify, opts) => {
+  const options = resolveOptions(opts)
+  const secrets = secretsOf(options)
+  const log = fastify.log.child(
+    { plugin: 'customerio' },
+    { ...(options.logLevel === undefined ? {} : { level: options.logLevel }), serializers: { err: (err: unknown) => sanitize(err, secrets) } }
+  )
+
+  const client = await setupExposition(fastify, options.metrics)
+  const metrics = createMetrics(client, { version, sdkVersion })
+  const tracing = await loadTracing(version, secrets)
+  const observer = new AttemptObserver(metrics, tracing)
+  fastify.addHook('onClose', async () => {
+    observer.close()
+    metrics.close()
+  })
+
+  const defaults = { ...options.client, region: options.region }
+  const cio = createClient({
+    sdk: {
+      track: options.track === undefined ? undefined : new TrackClient(options.track.siteId, options.track.apiKey, defaults),
+      app: options.appApiKey === undefined ? undefined : new APIClient(options.appApiKey, defaults)
+    },
+    servers: { track: serverOf(options.region.trackUrl), app: serverOf(options.region.apiUrl) },
+    metrics,
+    observer,
+    tracing,
+    log
+  })
+  fastify.decorate('cio', Object.freeze(cio))
+
+  log.info({
+    track: options.track !== undefined,
+    app: options.appApiKey !== undefined,
+    region: regionName(options),
+    metrics: options.metrics.endpoint,
+    tracing: tracing !== undefined
+  }, 'customer.io observability ready')
+}
+
+export const cioObservability = fp(cioObservabilityPlugin, { fastify: '5.x', name: 'fastify-customerio-observability' })
+export default cioObservability
+
+export { CioInvalidOptionsError, CioNotConfiguredError } from './errors.ts'
+export { cioEnvSchema } from './options.ts'
+export type { CioObservabilityOptions, CioClientOptions, CioMetricsOptions, LogLevel } from './options.ts'
+export { cioRedactPaths, sanitize } from './redact.ts'
+export { ERROR_TYPES, type ErrorType } from './classify.ts'
+export type { CioClient } from './client.ts'
+export { operations, type Operation, type OperationName, type Api } from './operations.ts'

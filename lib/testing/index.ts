@@ -1,0 +1,1 @@
+export { createCioSimulator, CioSimulator, type Fault, type RecordedRequest, type SimulatorOptions } from './simulator.ts'

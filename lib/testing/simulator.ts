@@ -1,0 +1,247 @@
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { randomBytes, timingSafeEqual } from 'node:crypto'
+import { Region } from 'customerio-node'
+import { operations, type Api, type Operation, type OperationName } from '../operations.ts'
+
+/** What goes wrong for matching requests. Without `status`, a fault only delays the normal answer. */
+export interface Fault {
+  /** Match by SDK method (its route), API, or path prefix; no matcher matches every request. */
+  operation?: OperationName
+  api?: Api
+  path?: string
+  status?: number
+  /** Sent as `Retry-After` (seconds or HTTP date). */
+  retryAfter?: number | string
+  /** Answer body: an object is sent as JSON, a string as-is (e.g. HTML from a proxy). */
+  body?: unknown
+  latencyMs?: number
+  /** Never answer: the client times out. */
+  hang?: boolean
+  /** Destroy the connection without an answer. */
+  reset?: boolean
+  /** Only the next `times` matching requests. */
+  times?: number
+  /** Share of matching requests affected, 0–1 (seeded, repeatable). */
+  ratio?: number
+}
+
+export interface RecordedRequest {
+  readonly method: string
+  readonly path: string
+  /** The SDK method whose route matched (the first, where several share one). */
+  readonly operation: OperationName | undefined
+  readonly api: Api | undefined
+  /** `X-Retry-Count` of the SDK's retries; 0 for a first attempt. */
+  readonly retryCount: number
+  readonly body: unknown
+  readonly status: number | 'reset' | 'hang'
+}
+
+export interface SimulatorOptions {
+  siteId?: string
+  trackApiKey?: string
+  appApiKey?: string
+  port?: number
+  /** Seed for `Fault.ratio`. */
+  seed?: number
+  /** Reason a Track v2 batch operation is rejected (answered in a 207), or undefined to accept it. */
+  rejectBatchOperation?: (operation: unknown, index: number) => string | undefined
+}
+
+interface Route { readonly op: Operation, readonly pattern: RegExp }
+
+const BATCH_LIMIT = 500 * 1024
+const BATCH_OPERATION_LIMIT = 32 * 1024
+
+const routes: readonly Route[] = operations.map((op) => ({
+  op,
+  pattern: new RegExp(`^${op.template.replace(/\{[^}]+\}/g, '[^/]+')}$`)
+}))
+
+const byName: ReadonlyMap<string, Operation> = new Map(operations.map((op) => [op.name, op]))
+
+/** Methods that share a route (`track`, `trackPageView`) are told apart by nothing on the wire. */
+function sameRoute (a: Operation | undefined, b: Operation): boolean {
+  return a !== undefined && a.method === b.method && a.template === b.template
+}
+
+function route (method: string, path: string): Operation | undefined {
+  return routes.find((r) => r.op.method === method && r.pattern.test(path))?.op
+}
+
+/** A small seeded PRNG (mulberry32), so fault ratios are repeatable. */
+function seeded (seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+function same (a: string, b: string): boolean {
+  const x = Buffer.from(a)
+  const y = Buffer.from(b)
+  return x.length === y.length && timingSafeEqual(x, y)
+}
+
+/**
+ * A Customer.io stand-in on loopback: the Track v1, Track v2 and App API routes that
+ * customerio-node calls, Basic/Bearer auth, Customer.io's success bodies and error shapes,
+ * a 207 for partly rejected batches, a record of every request, and injectable faults.
+ */
+export class CioSimulator {
+  readonly siteId: string
+  readonly trackApiKey: string
+  readonly appApiKey: string
+  /** Every request received, in order. */
+  readonly requests: RecordedRequest[] = []
+  #faults: Array<Fault & { remaining: number }> = []
+  readonly #server: http.Server
+  readonly #random: () => number
+  readonly #rejectBatchOperation: SimulatorOptions['rejectBatchOperation']
+  #url = ''
+
+  constructor (options: SimulatorOptions = {}) {
+    this.siteId = options.siteId ?? 'sim-site'
+    this.trackApiKey = options.trackApiKey ?? 'sim-track-key'
+    this.appApiKey = options.appApiKey ?? 'sim-app-key'
+    this.#random = seeded(options.seed ?? 1)
+    this.#rejectBatchOperation = options.rejectBatchOperation
+    this.#server = http.createServer((req, res) => { this.#handle(req, res) })
+  }
+
+  /** Base URL, e.g. `http://127.0.0.1:40123`. */
+  get url (): string { return this.#url }
+
+  /** A customerio-node `Region` pointing at this simulator. */
+  get region (): Region {
+    return new Region(`${this.#url}/api/v1`, `${this.#url}/v1`, `${this.#url}/cdp/v1`)
+  }
+
+  async listen (port = 0): Promise<this> {
+    await new Promise<void>((resolve) => this.#server.listen(port, '127.0.0.1', resolve))
+    this.#url = `http://127.0.0.1:${(this.#server.address() as AddressInfo).port}`
+    return this
+  }
+
+  /** Adds a fault; returns a function that removes it. */
+  fault (fault: Fault): () => void {
+    const entry = { ...fault, remaining: fault.times ?? Infinity }
+    this.#faults.push(entry)
+    return () => { this.#faults = this.#faults.filter((f) => f !== entry) }
+  }
+
+  clearFaults (): void { this.#faults = [] }
+
+  /** Requests recorded for one SDK method's route. */
+  requestsFor (operation: OperationName): RecordedRequest[] {
+    return this.requests.filter((r) => r.operation === operation)
+  }
+
+  async close (): Promise<void> {
+    this.#server.closeAllConnections()
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()))
+  }
+
+  #matchFault (op: Operation | undefined, path: string): Fault | undefined {
+    const fault = this.#faults.find((f) =>
+      f.remaining > 0 &&
+      (f.operation === undefined || (op !== undefined && sameRoute(byName.get(f.operation), op))) &&
+      (f.api === undefined || op?.api === f.api) &&
+      (f.path === undefined || path.startsWith(f.path)))
+    if (fault === undefined || (fault.ratio !== undefined && this.#random() >= fault.ratio)) return undefined
+    fault.remaining--
+    return fault
+  }
+
+  #authorized (api: Api, header: string | undefined): boolean {
+    const expected = api === 'track'
+      ? `Basic ${Buffer.from(`${this.siteId}:${this.trackApiKey}`).toString('base64')}`
+      : `Bearer ${this.appApiKey}`
+    return same(header ?? '', expected)
+  }
+
+  #handle (req: http.IncomingMessage, res: http.ServerResponse): void {
+    const chunks: Buffer[] = []
+    req.on('data', (chunk: Buffer) => chunks.push(chunk))
+    req.on('end', () => {
+      const url = new URL(req.url ?? '/', 'http://simulator')
+      const method = req.method ?? 'GET'
+      const op = route(method, url.pathname)
+      const raw = Buffer.concat(chunks)
+      let body: unknown = raw.length === 0 ? undefined : raw.toString('utf8')
+      if (String(req.headers['content-type']).startsWith('application/json') && raw.length > 0) {
+        try { body = JSON.parse(raw.toString('utf8')) } catch { /* recorded as text */ }
+      }
+      const fault = this.#matchFault(op, url.pathname)
+      const answer = (status: RecordedRequest['status']) => {
+        this.requests.push({
+          method,
+          path: url.pathname,
+          operation: op?.name,
+          api: op?.api,
+          retryCount: Number(req.headers['x-retry-count'] ?? 0),
+          body,
+          status
+        })
+      }
+      const respond = () => {
+        if (fault?.hang === true) return answer('hang')
+        if (fault?.reset === true) { answer('reset'); req.socket.destroy(); return }
+        if (fault?.status !== undefined) {
+          answer(fault.status)
+          return this.#send(res, fault.status, fault.body ?? this.#errorBody(url.pathname, fault.status), fault.retryAfter)
+        }
+        const [status, payload] = this.#answer(op, url.pathname, req.headers.authorization, raw.length, body)
+        answer(status)
+        this.#send(res, status, payload)
+      }
+      if (fault?.latencyMs !== undefined) setTimeout(respond, fault.latencyMs)
+      else respond()
+    })
+  }
+
+  #errorBody (path: string, status: number): unknown {
+    const message = `simulated ${status}`
+    return path.startsWith('/api/v2/') ? { errors: [{ reason: 'simulated', message }] } : { meta: { error: message } }
+  }
+
+  #answer (op: Operation | undefined, path: string, auth: string | undefined, size: number, body: unknown): [number, unknown] {
+    if (op === undefined) return [404, { meta: { error: 'Not found' } }]
+    // Track answers a bad credential in plain text (customerio-node issue #71), the App API in JSON.
+    if (!this.#authorized(op.api, auth)) return [401, op.api === 'track' ? 'Unauthorized request' : { meta: { error: 'Unauthorized request' } }]
+    if (op.name === 'batch') return this.#batch(size, body)
+    if (op.name.startsWith('send')) return [200, { delivery_id: randomBytes(18).toString('base64url'), queued_at: Math.floor(Date.now() / 1000) }]
+    if (op.name === 'getAccountRegion') return [200, { url: this.#url, region: 'us', environment_id: 1 }]
+    return [200, {}]
+  }
+
+  #batch (size: number, body: unknown): [number, unknown] {
+    if (size > BATCH_LIMIT) return [400, { errors: [{ reason: 'too_large', message: 'request body is larger than 500 KB' }] }]
+    const batch = (body as { batch?: unknown } | undefined)?.batch
+    if (!Array.isArray(batch)) return [400, { errors: [{ reason: 'required', field: 'batch', message: 'batch is required' }] }]
+    const errors = batch.flatMap((operation, index) => {
+      const reason = JSON.stringify(operation).length > BATCH_OPERATION_LIMIT
+        ? 'too_large'
+        : this.#rejectBatchOperation?.(operation, index)
+      return reason === undefined ? [] : [{ batch_index: index, reason, field: 'batch', message: `operation ${index} rejected: ${reason}` }]
+    })
+    return errors.length === 0 ? [200, {}] : [207, { errors }]
+  }
+
+  #send (res: http.ServerResponse, status: number, body: unknown, retryAfter?: number | string): void {
+    const text = typeof body === 'string' ? body : JSON.stringify(body)
+    const headers: http.OutgoingHttpHeaders = { 'content-type': typeof body === 'string' ? 'text/html' : 'application/json' }
+    if (retryAfter !== undefined) headers['retry-after'] = String(retryAfter)
+    res.writeHead(status, headers).end(text)
+  }
+}
+
+/** Starts a simulator on 127.0.0.1 (port 0 = any free port). */
+export async function createCioSimulator (options: SimulatorOptions = {}): Promise<CioSimulator> {
+  return new CioSimulator(options).listen(options.port)
+}

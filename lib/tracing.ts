@@ -1,0 +1,120 @@
+import type * as OtelApi from '@opentelemetry/api'
+import type { Attributes, Context, Span } from '@opentelemetry/api'
+import type { Operation } from './operations.ts'
+import { sanitizeString } from './redact.ts'
+
+type Otel = typeof OtelApi
+
+/** Where an API's requests go: `server.address` / `server.port` on spans. */
+export interface Server {
+  readonly address: string
+  readonly port: number
+}
+
+export function serverOf (url: string): Server {
+  const { hostname, port, protocol } = new URL(url)
+  return { address: hostname, port: port === '' ? (protocol === 'https:' ? 443 : 80) : Number(port) }
+}
+
+/** A recording span for one `fastify.cio` call, and the context that makes it the parent. */
+export interface CallSpan {
+  readonly span: Span
+  readonly context: Context
+}
+
+export interface CallOutcome {
+  errorType?: string
+  statusCode?: number
+  deliveryId?: string
+  error?: unknown
+}
+
+/**
+ * Spans through `@opentelemetry/api`, an optional peer dependency. Without it, or without
+ * an SDK, every `start*` returns undefined and callers skip all tracing work.
+ */
+export class Tracing {
+  readonly #api: Otel
+  readonly #tracer: OtelApi.Tracer
+  readonly #secrets: readonly string[]
+
+  constructor (api: Otel, version: string, secrets: readonly string[]) {
+    this.#api = api
+    this.#tracer = api.trace.getTracer('fastify-customerio-observability', version)
+    this.#secrets = secrets
+  }
+
+  /** The CLIENT span of one SDK call, child of the active context (e.g. @fastify/otel's request span). */
+  startCall (op: Operation, server: Server): CallSpan | undefined {
+    const span = this.#tracer.startSpan(`customerio.${op.api}.${op.label}`, {
+      kind: this.#api.SpanKind.CLIENT,
+      attributes: {
+        'customerio.api': op.api,
+        'customerio.operation': op.label,
+        'http.request.method': op.method,
+        'server.address': server.address,
+        'server.port': server.port,
+        'url.template': op.template
+      }
+    })
+    if (!span.isRecording()) return undefined
+    return { span, context: this.#api.trace.setSpan(this.#api.context.active(), span) }
+  }
+
+  run<T>(call: CallSpan, fn: () => T): T {
+    return this.#api.context.with(call.context, fn)
+  }
+
+  /** One child span per HTTP attempt, so the SDK's retries are visible. */
+  startAttempt (call: CallSpan, op: Operation, server: Server, attempt: number): Span {
+    const attributes: Attributes = {
+      'http.request.method': op.method,
+      'server.address': server.address,
+      'server.port': server.port,
+      'url.template': op.template
+    }
+    if (attempt > 1) attributes['http.request.resend_count'] = attempt - 1
+    return this.#tracer.startSpan(`${op.method} ${op.template}`, { kind: this.#api.SpanKind.CLIENT, attributes }, call.context)
+  }
+
+  endAttempt (span: Span, statusCode: number | undefined, errorType: string | undefined): void {
+    if (statusCode !== undefined) span.setAttribute('http.response.status_code', statusCode)
+    if (errorType !== undefined) {
+      span.setAttribute('error.type', errorType)
+      span.setStatus({ code: this.#api.SpanStatusCode.ERROR })
+    }
+    span.end()
+  }
+
+  endCall ({ span }: CallSpan, outcome: CallOutcome): void {
+    if (outcome.statusCode !== undefined) span.setAttribute('http.response.status_code', outcome.statusCode)
+    if (outcome.deliveryId !== undefined) span.setAttribute('customerio.delivery_id', outcome.deliveryId)
+    if (outcome.errorType !== undefined) {
+      span.setAttribute('error.type', outcome.errorType)
+      const err = outcome.error instanceof Error ? outcome.error : new Error(String(outcome.error))
+      const message = sanitizeString(err.message, this.#secrets)
+      span.recordException({ name: err.name, message })
+      span.setStatus({ code: this.#api.SpanStatusCode.ERROR, message })
+    }
+    span.end()
+  }
+
+  /** Exemplar labels linking a latency observation to its trace. */
+  exemplar ({ span }: CallSpan): Record<string, string> {
+    const { traceId, spanId } = span.spanContext()
+    return { trace_id: traceId, span_id: spanId }
+  }
+}
+
+/** Loads `@opentelemetry/api` when installed; tracing is off (undefined) otherwise. */
+export async function loadTracing (
+  version: string,
+  secrets: readonly string[],
+  load: () => Promise<Otel> = () => import('@opentelemetry/api')
+): Promise<Tracing | undefined> {
+  try {
+    return new Tracing(await load(), version, secrets)
+  } catch {
+    return undefined
+  }
+}

@@ -1,0 +1,77 @@
+import { Writable } from 'node:stream'
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import cioObservability, { type CioObservabilityOptions } from '../lib/index.ts'
+import { createCioSimulator, type CioSimulator, type SimulatorOptions } from '../lib/testing/index.ts'
+
+interface Teardown { teardown: (fn: () => unknown) => void }
+
+export async function startSimulator (t: Teardown, options?: SimulatorOptions): Promise<CioSimulator> {
+  const sim = await createCioSimulator(options)
+  t.teardown(() => sim.close())
+  return sim
+}
+
+/** Plugin options that point at the simulator, with fast retries and a webhook key. */
+export function simOptions (sim: CioSimulator, extra: CioObservabilityOptions = {}): CioObservabilityOptions {
+  return {
+    siteId: sim.siteId,
+    trackApiKey: sim.trackApiKey,
+    appApiKey: sim.appApiKey,
+    region: sim.region,
+    client: { timeout: 1_000, retry: { maxRetries: 2, minTimeoutMs: 1, maxTimeoutMs: 5 } },
+    metrics: { defaultMetrics: false },
+    env: {},
+    ...extra
+  }
+}
+
+export interface LogCapture { lines: Array<Record<string, any>>, text: () => string }
+
+/** A pino destination that keeps every line, parsed. */
+export function captureLogs (): { stream: Writable, logs: LogCapture } {
+  const lines: Array<Record<string, any>> = []
+  let raw = ''
+  const stream = new Writable({
+    write (chunk, _enc, done) {
+      raw += chunk.toString()
+      for (const line of chunk.toString().split('\n')) if (line.trim() !== '') lines.push(JSON.parse(line))
+      done()
+    }
+  })
+  return { stream, logs: { lines, text: () => raw } }
+}
+
+export interface Built { app: FastifyInstance, logs: LogCapture }
+
+export async function buildApp (t: Teardown, options: CioObservabilityOptions, fastifyOptions: FastifyServerOptions = {}): Promise<Built> {
+  const { stream, logs } = captureLogs()
+  const app = Fastify({ logger: { level: 'debug', stream }, ...fastifyOptions })
+  t.teardown(() => app.close())
+  await app.register(cioObservability, options)
+  await app.ready()
+  return { app, logs }
+}
+
+/** Parses the Prometheus text of the metrics route into series → value. */
+export async function scrape (app: FastifyInstance, url = '/metrics'): Promise<Map<string, number>> {
+  const res = await app.inject(url)
+  if (res.statusCode !== 200) throw new Error(`scrape answered ${res.statusCode}`)
+  const series = new Map<string, number>()
+  for (const line of res.body.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue
+    const at = line.lastIndexOf(' ')
+    series.set(line.slice(0, at), Number(line.slice(at + 1)))
+  }
+  return series
+}
+
+/** `name{a="1",b="2"}` with labels in the order given. */
+export function series (name: string, labels: Record<string, string> = {}): string {
+  const parts = Object.entries(labels).map(([k, v]) => `${k}="${v}"`)
+  return parts.length === 0 ? name : `${name}{${parts.join(',')}}`
+}
+
+/** Value of one series, 0 when absent. */
+export async function value (app: FastifyInstance, name: string, labels: Record<string, string> = {}): Promise<number> {
+  return (await scrape(app)).get(series(name, labels)) ?? 0
+}
