@@ -34,7 +34,7 @@ t.test('errors without a status', async (t) => {
 })
 
 /** Runs one failing call against the simulator and returns what the metrics say about it. */
-async function failOnce (t: Parameters<Parameters<typeof t.test>[1]>[0], setup: (sim: Awaited<ReturnType<typeof startSimulator>>) => void, call: (cio: any) => Promise<unknown>, extra = {}) {
+async function failOnce (t: { teardown: (fn: () => unknown) => void }, setup: (sim: Awaited<ReturnType<typeof startSimulator>>) => void, call: (cio: any) => Promise<unknown>, extra = {}) {
   const sim = await startSimulator(t)
   setup(sim)
   const { app, logs } = await buildApp(t, simOptions(sim, { client: { timeout: 150, retry: { maxRetries: 0 } }, ...extra }))

@@ -43,11 +43,17 @@ export function captureLogs (): { stream: Writable, logs: LogCapture } {
 
 export interface Built { app: FastifyInstance, logs: LogCapture }
 
-export async function buildApp (t: Teardown, options: CioObservabilityOptions, fastifyOptions: FastifyServerOptions = {}): Promise<Built> {
+export async function buildApp (
+  t: Teardown,
+  options: CioObservabilityOptions,
+  fastifyOptions: FastifyServerOptions = {},
+  routes: (app: FastifyInstance) => void = () => {}
+): Promise<Built> {
   const { stream, logs } = captureLogs()
   const app = Fastify({ logger: { level: 'debug', stream }, ...fastifyOptions })
   t.teardown(() => app.close())
   await app.register(cioObservability, options)
+  routes(app)
   await app.ready()
   return { app, logs }
 }
@@ -74,4 +80,9 @@ export function series (name: string, labels: Record<string, string> = {}): stri
 /** Value of one series, 0 when absent. */
 export async function value (app: FastifyInstance, name: string, labels: Record<string, string> = {}): Promise<number> {
   return (await scrape(app)).get(series(name, labels)) ?? 0
+}
+
+/** The rejection reason of a promise that must reject (fails the test through `undefined` otherwise). */
+export async function rejection (promise: PromiseLike<unknown>): Promise<any> {
+  return Promise.resolve(promise).then(() => undefined, (err: unknown) => err)
 }

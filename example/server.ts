@@ -1,0 +1,111 @@
+/**
+ * Example app: `npm start`. Without CUSTOMERIO_* credentials it starts the embedded
+ * Customer.io simulator, points the plugin at it and makes light background traffic so
+ * /metrics has live data. With credentials it talks to Customer.io and makes no traffic.
+ */
+import Fastify from 'fastify'
+import fastifyEnv from '@fastify/env'
+import { SendEmailRequest } from 'customerio-node'
+import cioObservability, { cioEnvSchema, cioRedactPaths } from '../lib/index.ts'
+import { createCioSimulator, type CioSimulator } from '../lib/testing/index.ts'
+
+interface Config {
+  HOST: string
+  PORT: number
+  TRAFFIC_INTERVAL_MS: number
+  CUSTOMERIO_SITE_ID?: string
+  CUSTOMERIO_TRACK_API_KEY?: string
+  CUSTOMERIO_APP_API_KEY?: string
+  CUSTOMERIO_REGION?: 'us' | 'eu'
+  CUSTOMERIO_LOG_LEVEL?: string
+}
+
+const app = Fastify({ logger: { level: 'info', redact: [...cioRedactPaths] }, disableRequestLogging: true })
+
+await app.register(fastifyEnv, {
+  confKey: 'config',
+  schema: {
+    type: 'object',
+    properties: {
+      ...cioEnvSchema.properties,
+      HOST: { type: 'string', default: '127.0.0.1' },
+      PORT: { type: 'integer', default: 3000 },
+      TRAFFIC_INTERVAL_MS: { type: 'integer', minimum: 0, default: 500 }
+    }
+  }
+})
+const config = (app as unknown as { config: Config }).config
+
+const embedded = config.CUSTOMERIO_SITE_ID === undefined && config.CUSTOMERIO_APP_API_KEY === undefined
+let simulator: CioSimulator | undefined
+if (embedded) {
+  simulator = await createCioSimulator()
+  // A little realism: some calls fail or are slow, so the error and latency panels move.
+  simulator.fault({ operation: 'track', status: 503, ratio: 0.05, times: Infinity })
+  simulator.fault({ api: 'app', latencyMs: 120, ratio: 0.2, times: Infinity })
+  app.addHook('onClose', () => simulator?.close())
+}
+
+await app.register(cioObservability, (parent) => simulator === undefined
+  ? { env: (parent as unknown as { config: Record<string, string> }).config }
+  : {
+      env: {},
+      siteId: simulator.siteId,
+      trackApiKey: simulator.trackApiKey,
+      appApiKey: simulator.appApiKey,
+      region: simulator.region,
+      client: { retry: { minTimeoutMs: 20, maxTimeoutMs: 200 } }
+    })
+
+app.post<{ Body: { id: string, plan?: string } }>('/signup', {
+  schema: { body: { type: 'object', required: ['id'], properties: { id: { type: 'string', minLength: 1 }, plan: { type: 'string' } } } }
+}, async (request) => {
+  await request.server.cio.identify(request.body.id, { plan: request.body.plan ?? 'free', created_at: Math.floor(Date.now() / 1000) })
+  await request.server.cio.track(request.body.id, { name: 'signed_up' })
+  return { ok: true }
+})
+
+app.post<{ Params: { id: string } }>('/orders/:id/receipt', async (request) => {
+  const result = await request.server.cio.sendEmail(new SendEmailRequest({
+    transactional_message_id: 'receipt',
+    identifiers: { id: `customer-of-${request.params.id}` },
+    to: 'customer@example.com',
+    message_data: { order: request.params.id }
+  }))
+  return { delivery_id: result.delivery_id }
+})
+
+app.get('/health', async () => ({ ok: true }))
+
+let traffic: NodeJS.Timeout | undefined
+if (simulator !== undefined && config.TRAFFIC_INTERVAL_MS > 0) {
+  let n = 0
+  traffic = setInterval(() => {
+    n++
+    const id = `demo-${n % 50}`
+    const calls = [
+      app.inject({ method: 'POST', url: '/signup', payload: { id, plan: n % 3 === 0 ? 'pro' : 'free' } }),
+      n % 4 === 0 ? app.inject({ method: 'POST', url: `/orders/${n}/receipt` }) : undefined
+    ]
+    Promise.all(calls).catch((err: unknown) => app.log.error({ err }, 'background traffic failed'))
+  }, config.TRAFFIC_INTERVAL_MS)
+  traffic.unref()
+}
+app.addHook('onClose', async () => clearInterval(traffic))
+
+const address = await app.listen({ host: config.HOST, port: config.PORT })
+const lines = [
+  `example listening on ${address}`,
+  `  metrics:  ${address}/metrics`,
+  `  signup:   curl -XPOST ${address}/signup -H 'content-type: application/json' -d '{"id":"42"}'`,
+  `  receipt:  curl -XPOST ${address}/orders/1/receipt`,
+  simulator === undefined ? '  Customer.io: live API' : `  Customer.io: embedded simulator at ${simulator.url} (background traffic every ${config.TRAFFIC_INTERVAL_MS} ms)`
+]
+console.log(lines.join('\n'))
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    app.log.info({ signal }, 'closing')
+    app.close().then(() => process.exit(0), (err: unknown) => { app.log.error({ err }, 'close failed'); process.exit(1) })
+  })
+}

@@ -1,0 +1,103 @@
+import t from 'tap'
+import Fastify from 'fastify'
+import { RegionEU, RegionUS } from 'customerio-node'
+import cioObservability, { cioEnvSchema, type CioObservabilityOptions } from '../lib/index.ts'
+import { resolveOptions } from '../lib/options.ts'
+
+const SECRET = 'sk-do-not-print-7f3a'
+
+async function readyError (options: unknown): Promise<any> {
+  const app = Fastify()
+  app.register(cioObservability, options as CioObservabilityOptions)
+  const err = await app.ready().then(() => undefined, (e: unknown) => e)
+  await app.close()
+  return err
+}
+
+t.test('bad options fail ready() with FST_CIO_INVALID_OPTIONS naming the option, never its value', async (t) => {
+  const cases: Array<[string, unknown, RegExp]> = [
+    ['site id without key', { siteId: SECRET, env: {} }, /"trackApiKey".*set together/],
+    ['key without site id', { trackApiKey: SECRET, env: {} }, /"siteId"/],
+    ['env half pair', { env: { CUSTOMERIO_TRACK_API_KEY: SECRET } }, /"siteId"/],
+    ['empty key', { siteId: 'x', trackApiKey: '', env: {} }, /"trackApiKey".*non-empty/],
+    ['non-string app key', { appApiKey: 42, env: {} }, /"appApiKey"/],
+    ['unknown option', { siteID: SECRET, env: {} }, /"siteID".*not a known option/],
+    ['region', { region: 'ap', env: {} }, /"region"/],
+    ['env region', { env: { CUSTOMERIO_REGION: 'mars' } }, /"CUSTOMERIO_REGION"/],
+    ['env empty value', { env: { CUSTOMERIO_APP_API_KEY: '' } }, /"CUSTOMERIO_APP_API_KEY"/],
+    ['env log level', { env: { CUSTOMERIO_LOG_LEVEL: 'loud' } }, /"CUSTOMERIO_LOG_LEVEL"/],
+    ['log level', { logLevel: 'loud', env: {} }, /"logLevel"/],
+    ['env not an object', { env: 'CUSTOMERIO_SITE_ID=1' }, /"env"/],
+    ['client not an object', { client: 5, env: {} }, /"client"/],
+    ['client unknown key', { client: { timeoutMs: 5 }, env: {} }, /"client.timeoutMs"/],
+    ['client timeout', { client: { timeout: 0 }, env: {} }, /"client.timeout".*integer/],
+    ['client timeout type', { client: { timeout: '5' }, env: {} }, /"client.timeout"/],
+    ['client retry', { client: { retry: 3 }, env: {} }, /"client.retry"/],
+    ['client retry key', { client: { retry: { retries: 3 } }, env: {} }, /"client.retry.retries"/],
+    ['client dispatcher', { client: { dispatcher: {} }, env: {} }, /"client.dispatcher"/],
+    ['metrics', { metrics: true, env: {} }, /"metrics"/],
+    ['metrics key', { metrics: { path: '/m' }, env: {} }, /"metrics.path"/],
+    ['metrics endpoint', { metrics: { endpoint: 'metrics' }, env: {} }, /"metrics.endpoint".*start with/],
+    ['metrics defaultMetrics', { metrics: { defaultMetrics: 'yes' }, env: {} }, /"metrics.defaultMetrics"/]
+  ]
+  for (const [name, options, message] of cases) {
+    const err = await readyError(options)
+    t.equal(err?.code, 'FST_CIO_INVALID_OPTIONS', name)
+    t.match(err?.message, message, name)
+    t.notMatch(err?.message, SECRET, `${name}: no secret in the message`)
+  }
+  t.equal((await readyError(undefined))?.code, undefined, 'no options at all is a valid (unconfigured) setup')
+})
+
+t.test('explicit options win over the environment; the environment fills the rest', async (t) => {
+  const env = { CUSTOMERIO_SITE_ID: 'env-site', CUSTOMERIO_TRACK_API_KEY: 'env-key', CUSTOMERIO_APP_API_KEY: 'env-app', CUSTOMERIO_REGION: 'eu', CUSTOMERIO_LOG_LEVEL: 'error' }
+  const fromEnv = resolveOptions({ env })
+  t.same(fromEnv.track, { siteId: 'env-site', apiKey: 'env-key' })
+  t.equal(fromEnv.appApiKey, 'env-app')
+  t.equal(fromEnv.region, RegionEU)
+  t.equal(fromEnv.logLevel, 'error')
+  const explicit = resolveOptions({ env, siteId: 'opt-site', trackApiKey: 'opt-key', region: 'us', logLevel: 'info' })
+  t.same(explicit.track, { siteId: 'opt-site', apiKey: 'opt-key' })
+  t.equal(explicit.region, RegionUS)
+  t.equal(explicit.logLevel, 'info')
+  t.equal(resolveOptions({ env: {}, region: 'eu' }).region, RegionEU)
+  t.equal(resolveOptions({ env: {} }).region, RegionUS)
+  t.equal(resolveOptions({ env: {} }).track, undefined)
+})
+
+t.test('process.env is the default source', async (t) => {
+  const saved = process.env.CUSTOMERIO_APP_API_KEY
+  process.env.CUSTOMERIO_APP_API_KEY = 'from-process'
+  t.teardown(() => { if (saved === undefined) delete process.env.CUSTOMERIO_APP_API_KEY; else process.env.CUSTOMERIO_APP_API_KEY = saved })
+  t.equal(resolveOptions({}).appApiKey, 'from-process')
+})
+
+t.test('caller options are never mutated', async (t) => {
+  const options = Object.freeze({
+    env: Object.freeze({}),
+    client: Object.freeze({ timeout: 500, retry: Object.freeze({ maxRetries: 1 }) }),
+    metrics: Object.freeze({ endpoint: '/m' })
+  })
+  const resolved = resolveOptions(options)
+  t.equal(resolved.client.timeout, 500)
+  t.not(resolved.client.retry, options.client.retry, 'retry is copied')
+  t.same(resolved.metrics, { endpoint: '/m', defaultMetrics: true, explicit: true })
+  t.ok(Object.isFrozen(resolved))
+})
+
+t.test('cioEnvSchema works with env-schema / @fastify/env', async (t) => {
+  const { default: envSchema } = await import('env-schema')
+  const config = envSchema({ schema: { ...cioEnvSchema }, data: { CUSTOMERIO_REGION: 'eu' }, env: false })
+  t.equal((config as Record<string, string>).CUSTOMERIO_REGION, 'eu')
+  t.ok(Object.isFrozen(cioEnvSchema.properties))
+  t.same(Object.keys(cioEnvSchema.properties).sort(), [
+    'CUSTOMERIO_APP_API_KEY', 'CUSTOMERIO_LOG_LEVEL', 'CUSTOMERIO_REGION', 'CUSTOMERIO_SITE_ID', 'CUSTOMERIO_TRACK_API_KEY', 'CUSTOMERIO_WEBHOOK_SIGNING_KEY'
+  ])
+})
+
+t.test('client options reach the SDK: timeout, retry and dispatcher', async (t) => {
+  const dispatcher = { dispatch: () => true }
+  const resolved = resolveOptions({ env: {}, client: { timeout: 50, retry: { maxRetries: 0 }, dispatcher } })
+  t.equal(resolved.client.dispatcher, dispatcher)
+  t.same(resolved.client.retry, { maxRetries: 0 })
+})
