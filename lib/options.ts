@@ -105,9 +105,8 @@ function readEnv (source: unknown): CioEnv {
     return envSchema<CioEnv>({ schema: { ...cioEnvSchema }, data, env: false, dotenv: false })
   } catch (err) {
     // Ajv names the variable (`env/CUSTOMERIO_REGION must be …`) and never echoes its value.
-    const { errors, message } = err as Error & { errors?: Array<{ instancePath: string }> }
-    const name = errors?.[0]?.instancePath.slice(1) ?? 'env'
-    invalid(name, message)
+    const { errors, message } = err as Error & { errors: Array<{ instancePath: string }> }
+    invalid(errors[0]!.instancePath.slice(1), message)
   }
 }
 

@@ -91,6 +91,7 @@ export class Tracing {
     if (outcome.deliveryId !== undefined) span.setAttribute('customerio.delivery_id', outcome.deliveryId)
     if (outcome.errorType !== undefined) {
       span.setAttribute('error.type', outcome.errorType)
+      // The SDK rejects with Error objects only; a foreign dispatcher might not.
       const err = outcome.error instanceof Error ? outcome.error : new Error(String(outcome.error))
       const message = sanitizeString(err.message, this.#secrets)
       span.recordException({ name: err.name, message })

@@ -49,6 +49,10 @@ t.test('bad options fail ready() with FST_CIO_INVALID_OPTIONS naming the option,
   t.equal((await readyError(undefined))?.code, undefined, 'no options at all is a valid (unconfigured) setup')
 })
 
+t.test('options must be an object', async (t) => {
+  t.throws(() => resolveOptions('siteId=1'), { code: 'FST_CIO_INVALID_OPTIONS', message: /"options"/ })
+})
+
 t.test('explicit options win over the environment; the environment fills the rest', async (t) => {
   const env = { CUSTOMERIO_SITE_ID: 'env-site', CUSTOMERIO_TRACK_API_KEY: 'env-key', CUSTOMERIO_APP_API_KEY: 'env-app', CUSTOMERIO_REGION: 'eu', CUSTOMERIO_LOG_LEVEL: 'error' }
   const fromEnv = resolveOptions({ env })

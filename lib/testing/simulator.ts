@@ -169,8 +169,9 @@ export class CioSimulator {
     const chunks: Buffer[] = []
     req.on('data', (chunk: Buffer) => chunks.push(chunk))
     req.on('end', () => {
-      const url = new URL(req.url ?? '/', 'http://simulator')
-      const method = req.method ?? 'GET'
+      // An http.Server request always has both.
+      const url = new URL(req.url!, 'http://simulator')
+      const method = req.method!
       const op = route(method, url.pathname)
       const raw = Buffer.concat(chunks)
       let body: unknown = raw.length === 0 ? undefined : raw.toString('utf8')
