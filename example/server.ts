@@ -5,9 +5,10 @@
  */
 import Fastify from 'fastify'
 import fastifyEnv from '@fastify/env'
+import { randomBytes } from 'node:crypto'
 import { SendEmailRequest } from 'customerio-node'
 import cioObservability, { cioEnvSchema, cioRedactPaths } from '../lib/index.ts'
-import { createCioSimulator, type CioSimulator } from '../lib/testing/index.ts'
+import { createCioSimulator, webhookEvent, type CioSimulator } from '../lib/testing/index.ts'
 
 interface Config {
   HOST: string
@@ -18,6 +19,7 @@ interface Config {
   CUSTOMERIO_APP_API_KEY?: string
   CUSTOMERIO_REGION?: 'us' | 'eu'
   CUSTOMERIO_LOG_LEVEL?: string
+  CUSTOMERIO_WEBHOOK_SIGNING_KEY?: string
 }
 
 const app = Fastify({ logger: { level: 'info', redact: [...cioRedactPaths] }, disableRequestLogging: true })
@@ -38,6 +40,8 @@ const config = (app as unknown as { config: Config }).config
 
 const embedded = config.CUSTOMERIO_SITE_ID === undefined && config.CUSTOMERIO_APP_API_KEY === undefined
 let simulator: CioSimulator | undefined
+// The embedded simulator signs its demo webhooks with a key made up for this run.
+const demoSigningKey = randomBytes(24).toString('base64url')
 if (embedded) {
   simulator = await createCioSimulator()
   // A little realism: some calls fail or are slow, so the error and latency panels move.
@@ -54,7 +58,8 @@ await app.register(cioObservability, (parent) => simulator === undefined
       trackApiKey: simulator.trackApiKey,
       appApiKey: simulator.appApiKey,
       region: simulator.region,
-      client: { retry: { minTimeoutMs: 20, maxTimeoutMs: 200 } }
+      client: { retry: { minTimeoutMs: 20, maxTimeoutMs: 200 } },
+      webhook: { signingKeys: demoSigningKey, onEvent: (event) => app.log.debug({ object_type: event.object_type, metric: event.metric }, 'webhook event') }
     })
 
 app.post<{ Body: { id: string, plan?: string } }>('/signup', {
@@ -76,29 +81,35 @@ app.post<{ Params: { id: string } }>('/orders/:id/receipt', async (request) => {
 })
 
 app.get('/health', async () => ({ ok: true }))
+app.addHook('onClose', async () => clearInterval(traffic))
 
 let traffic: NodeJS.Timeout | undefined
+const address = await app.listen({ host: config.HOST, port: config.PORT })
+
+/** The email funnel of the demo: mostly delivered and opened, some bounces, rare complaints. */
+const FUNNEL = ['sent', 'sent', 'delivered', 'delivered', 'opened', 'clicked', 'bounced', 'spammed'] as const
+
 if (simulator !== undefined && config.TRAFFIC_INTERVAL_MS > 0) {
+  const sim = simulator
   let n = 0
   traffic = setInterval(() => {
     n++
     const id = `demo-${n % 50}`
     const calls = [
       app.inject({ method: 'POST', url: '/signup', payload: { id, plan: n % 3 === 0 ? 'pro' : 'free' } }),
-      n % 4 === 0 ? app.inject({ method: 'POST', url: `/orders/${n}/receipt` }) : undefined
+      n % 4 === 0 ? app.inject({ method: 'POST', url: `/orders/${n}/receipt` }) : undefined,
+      sim.sendWebhook(`${address}/webhooks/customerio`, webhookEvent(n % 5 === 0 ? 'push' : 'email', FUNNEL[n % FUNNEL.length]!, { transactional_message_id: 1 }), demoSigningKey)
     ]
     Promise.all(calls).catch((err: unknown) => app.log.error({ err }, 'background traffic failed'))
   }, config.TRAFFIC_INTERVAL_MS)
   traffic.unref()
 }
-app.addHook('onClose', async () => clearInterval(traffic))
-
-const address = await app.listen({ host: config.HOST, port: config.PORT })
 const lines = [
   `example listening on ${address}`,
   `  metrics:  ${address}/metrics`,
   `  signup:   curl -XPOST ${address}/signup -H 'content-type: application/json' -d '{"id":"42"}'`,
   `  receipt:  curl -XPOST ${address}/orders/1/receipt`,
+  `  webhook:  ${address}/webhooks/customerio (Customer.io reporting webhooks, signed)`,
   simulator === undefined ? '  Customer.io: live API' : `  Customer.io: embedded simulator at ${simulator.url} (background traffic every ${config.TRAFFIC_INTERVAL_MS} ms)`
 ]
 console.log(lines.join('\n'))

@@ -4,7 +4,7 @@ import type { AttemptObserver, CallScope } from './attempts.ts'
 import { classify, type ErrorType } from './classify.ts'
 import { CioNotConfiguredError } from './errors.ts'
 import { ERROR_LABEL_SETS, HISTOGRAM_LABEL_SETS, LabelBudget, type MetricsHandle } from './metrics.ts'
-import { operations, type Api, type CioMethods, type Operation } from './operations.ts'
+import { operations, type Api, type CioMethods, type Operation, type OperationName } from './operations.ts'
 import type { Server, Tracing } from './tracing.ts'
 
 /** The SDK clients behind `fastify.cio`; one is absent when its credentials are. */
@@ -29,6 +29,9 @@ const HOW_TO_CONFIGURE: Readonly<Record<Api, string>> = {
   track: 'siteId and trackApiKey (CUSTOMERIO_SITE_ID, CUSTOMERIO_TRACK_API_KEY)',
   app: 'appApiKey (CUSTOMERIO_APP_API_KEY)'
 }
+
+/** SDK calls that send exactly one email when they succeed. */
+const API_EMAILS: Partial<Record<OperationName, 'transactional'>> = { sendEmail: 'transactional' }
 
 function deliveryIdOf (result: unknown): string | undefined {
   const id = (result as { delivery_id?: unknown } | null)?.delivery_id
@@ -58,6 +61,8 @@ export function createClient (deps: ClientDeps): CioClient {
     })
     const fields = { api: op.api, operation: op.label, status: scope.statusCode, attempts: scope.attempts, duration_seconds: seconds }
     if (errorType === undefined) {
+      const emailType = API_EMAILS[op.name]
+      if (emailType !== undefined) metrics.emailSent.inc({ source: 'api', type: emailType })
       log.debug(fields, 'customer.io call succeeded')
     } else {
       metrics.errors.inc({ api: op.api, operation: errorBudget.admit(`${op.label}:${errorType}`, op.label), error_type: errorType })

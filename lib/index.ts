@@ -5,10 +5,11 @@ import { APIClient, TrackClient, RegionEU, RegionUS } from 'customerio-node'
 import { AttemptObserver } from './attempts.ts'
 import { createClient, type CioClient } from './client.ts'
 import { setupExposition } from './exposition.ts'
-import { createMetrics } from './metrics.ts'
+import { createMetrics, createWebhookMetrics } from './metrics.ts'
 import { resolveOptions, type CioObservabilityOptions, type ResolvedOptions } from './options.ts'
 import { sanitize } from './redact.ts'
 import { loadTracing, serverOf } from './tracing.ts'
+import { registerWebhookRoute } from './webhook/route.ts'
 
 const readVersion = (url: URL): string => (JSON.parse(readFileSync(url, 'utf8')) as { version: string }).version
 const version = readVersion(new URL('../package.json', import.meta.url))
@@ -23,7 +24,8 @@ declare module 'fastify' {
 
 /** Values that must never reach a log line, span or error message. */
 function secretsOf (options: ResolvedOptions): string[] {
-  return [options.track?.apiKey, options.appApiKey].filter((s): s is string => s !== undefined)
+  const keys = options.webhook === false ? [] : options.webhook.keys
+  return [options.track?.apiKey, options.appApiKey, ...keys].filter((s): s is string => s !== undefined)
 }
 
 function regionName (options: ResolvedOptions): string {
@@ -63,11 +65,23 @@ const cioObservabilityPlugin: FastifyPluginAsync<CioObservabilityOptions> = asyn
   })
   fastify.decorate('cio', Object.freeze(cio))
 
+  if (options.webhook !== false) {
+    await registerWebhookRoute(fastify, {
+      options: options.webhook,
+      metrics: createWebhookMetrics(metrics),
+      emailSent: metrics.emailSent,
+      tracing,
+      log,
+      secrets
+    })
+  }
+
   log.info({
     track: options.track !== undefined,
     app: options.appApiKey !== undefined,
     region: regionName(options),
     metrics: options.metrics.endpoint,
+    webhook: options.webhook === false ? false : options.webhook.path,
     tracing: tracing !== undefined
   }, 'customer.io observability ready')
 }
@@ -75,9 +89,15 @@ const cioObservabilityPlugin: FastifyPluginAsync<CioObservabilityOptions> = asyn
 export const cioObservability = fp(cioObservabilityPlugin, { fastify: '5.x', name: 'fastify-customerio-observability' })
 export default cioObservability
 
-export { CioInvalidOptionsError, CioNotConfiguredError } from './errors.ts'
+export {
+  CioInvalidOptionsError, CioNotConfiguredError, CioWebhookSignatureMissingError, CioWebhookSignatureInvalidError,
+  CioWebhookTimestampStaleError, CioWebhookMalformedError, CioWebhookTooLargeError, CioWebhookUnsupportedMediaTypeError,
+  CioWebhookHandlerError
+} from './errors.ts'
 export { cioEnvSchema } from './options.ts'
-export type { CioObservabilityOptions, CioClientOptions, CioMetricsOptions, LogLevel } from './options.ts'
+export type { CioObservabilityOptions, CioClientOptions, CioMetricsOptions, CioWebhookOptions, LogLevel } from './options.ts'
+export type { CioWebhookEvent, EventData, Identifiers, ObjectType } from './webhook/events.ts'
+export type { DedupeStore } from './webhook/dedupe.ts'
 export { cioRedactPaths, sanitize } from './redact.ts'
 export { ERROR_TYPES, type ErrorType } from './classify.ts'
 export type { CioClient } from './client.ts'

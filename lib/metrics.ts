@@ -2,6 +2,7 @@ import type { Counter, Gauge, Histogram, Metric, Registry } from '@prometheus-io
 import type promClient from '@prometheus-io/client'
 import { ATTEMPT_STATUSES } from './classify.ts'
 import { operations } from './operations.ts'
+import { EMAIL_TYPES, METRICS_BY_OBJECT_TYPE, OBJECT_TYPES } from './webhook/events.ts'
 
 export type PromClient = typeof promClient
 
@@ -31,12 +32,14 @@ export class LabelBudget {
 }
 
 export interface MetricsHandle {
+  readonly client: PromClient
   readonly requests: Counter<'api' | 'operation'>
   readonly duration: Histogram<'api' | 'operation' | 'outcome'>
   readonly errors: Counter<'api' | 'operation' | 'error_type'>
   readonly inFlight: Gauge<'api'>
   readonly attempts: Counter<'api' | 'status_code'>
   readonly info: Gauge<'version' | 'sdk_version'>
+  readonly emailSent: Counter<'source' | 'type'>
   /** Registers a further metric the same way (webhook, queue), so `close()` removes it too. */
   define: <M extends Metric<string>>(name: string, make: (registers: Registry[]) => M) => M
   /** Removes from the registry every metric this plugin created. */
@@ -100,6 +103,13 @@ export function createMetrics (client: PromClient, versions: { version: string, 
     registers
   }))
 
+  const emailSent = define('cio_email_sent_total', (registers) => new client.Counter({
+    name: 'cio_email_sent_total',
+    help: 'Emails sent: accepted by the API (source="api") or reported sent by webhook (source="webhook").',
+    labelNames: ['source', 'type'] as const,
+    registers
+  }))
+
   // Known label sets exist from the start, so rates and ratios never see a missing series.
   for (const op of operations) requests.inc({ api: op.api, operation: op.label }, 0)
   for (const api of APIS) {
@@ -107,17 +117,67 @@ export function createMetrics (client: PromClient, versions: { version: string, 
     for (const status of ATTEMPT_STATUSES) attempts.inc({ api, status_code: status }, 0)
   }
   info.set({ version: versions.version, sdk_version: versions.sdkVersion }, 1)
+  for (const source of ['api', 'webhook']) for (const type of EMAIL_TYPES) emailSent.inc({ source, type }, 0)
 
   return {
+    client,
     requests,
     duration,
     errors,
     inFlight,
     attempts,
     info,
+    emailSent,
     define,
     close () {
       for (const name of created) registry.removeSingleMetric(name)
     }
   }
+}
+
+export const WEBHOOK_REJECT_REASONS = ['missing_signature', 'bad_signature', 'stale_timestamp', 'malformed', 'too_large', 'unsupported_media_type'] as const
+export type WebhookRejectReason = (typeof WEBHOOK_REJECT_REASONS)[number]
+/** Event lag spans seconds to Customer.io's 7-day retry window. */
+export const LAG_BUCKETS = Object.freeze([1, 5, 15, 60, 300, 900, 3600, 14_400, 86_400, 604_800])
+
+export interface WebhookMetrics {
+  readonly received: Counter<'object_type' | 'metric'>
+  readonly rejected: Counter<'reason'>
+  readonly duplicates: Counter<string>
+  readonly handlerErrors: Counter<string>
+  readonly lag: Histogram<'object_type'>
+  readonly lastReceived: Gauge<string>
+  readonly bounced: Counter<string>
+  readonly complained: Counter<string>
+}
+
+/** The webhook route's metrics, created only when the route is. */
+export function createWebhookMetrics ({ client, define }: MetricsHandle): WebhookMetrics {
+  const counter = (name: string, help: string, labelNames: readonly string[] = []) =>
+    define(name, (registers) => new client.Counter({ name, help, labelNames, registers }))
+  const received = counter('cio_webhook_received_total', 'Verified reporting-webhook events, by object type and metric (unknown values as _other).', ['object_type', 'metric'])
+  const rejected = counter('cio_webhook_rejected_total', 'Webhook requests refused, by reason.', ['reason'])
+  const metrics: WebhookMetrics = {
+    received,
+    rejected,
+    duplicates: counter('cio_webhook_duplicates_total', 'Webhook events received again (same event_id) and not handed on.'),
+    handlerErrors: counter('cio_webhook_handler_errors_total', 'Webhook events whose onEvent handler failed (answered 500, so Customer.io retries).'),
+    bounced: counter('cio_email_bounced_total', 'Emails reported bounced by webhook.'),
+    complained: counter('cio_email_complained_total', 'Emails reported as spam by webhook (metric "spammed").'),
+    lag: define('cio_webhook_lag_seconds', (registers) => new client.Histogram({
+      name: 'cio_webhook_lag_seconds',
+      help: 'Time from an event happening (its timestamp) to its webhook arriving.',
+      labelNames: ['object_type'],
+      buckets: [...LAG_BUCKETS],
+      registers
+    })),
+    lastReceived: define('cio_webhook_last_received_timestamp_seconds', (registers) => new client.Gauge({
+      name: 'cio_webhook_last_received_timestamp_seconds',
+      help: 'Unix time of the last verified webhook event.',
+      registers
+    }))
+  }
+  for (const type of OBJECT_TYPES) for (const metric of METRICS_BY_OBJECT_TYPE[type]) received.inc({ object_type: type, metric }, 0)
+  for (const reason of WEBHOOK_REJECT_REASONS) rejected.inc({ reason }, 0)
+  return metrics
 }

@@ -1,7 +1,10 @@
 import envSchema from 'env-schema'
 import { Region, RegionEU, RegionUS } from 'customerio-node'
 import type { RequestDefaults, RetryOptions } from 'customerio-node'
+import type { FastifyRequest } from 'fastify'
 import { CioInvalidOptionsError } from './errors.ts'
+import { MemoryDedupeStore, noDedupe, type DedupeStore } from './webhook/dedupe.ts'
+import type { CioWebhookEvent } from './webhook/events.ts'
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 export type LogLevel = (typeof LOG_LEVELS)[number]
@@ -22,6 +25,21 @@ export interface CioMetricsOptions {
   defaultMetrics?: boolean
 }
 
+export interface CioWebhookOptions {
+  /** Route path. Default `/webhooks/customerio`. */
+  path?: string
+  /** The reporting webhook's signing key; several during a rotation. Default `CUSTOMERIO_WEBHOOK_SIGNING_KEY` (comma-separated). */
+  signingKeys?: string | readonly string[]
+  /** Refuse requests whose `X-CIO-Timestamp` is further than this from now. Default: no age limit (Customer.io retries for 7 days). */
+  toleranceSeconds?: number
+  /** Largest accepted body in bytes. Default 1 MiB. */
+  bodyLimit?: number
+  /** Remember this many event ids in memory, or use a shared store, or `false`. Default `{ size: 100_000 }`. */
+  dedupe?: false | { size: number } | DedupeStore
+  /** Called once per verified, new event; a throw answers 500 so Customer.io retries. */
+  onEvent?: (event: CioWebhookEvent, request: FastifyRequest) => void | Promise<void>
+}
+
 export interface CioObservabilityOptions {
   siteId?: string
   trackApiKey?: string
@@ -30,6 +48,7 @@ export interface CioObservabilityOptions {
   region?: 'us' | 'eu' | Region
   client?: CioClientOptions
   metrics?: false | CioMetricsOptions
+  webhook?: false | CioWebhookOptions
   logLevel?: LogLevel
   /** Where `CUSTOMERIO_*` variables are read from when an option is not given. Default `process.env`. */
   env?: Readonly<Record<string, string | undefined>>
@@ -62,6 +81,14 @@ export interface ResolvedOptions {
     defaultMetrics: boolean
     /** Whether the caller set `metrics`, which conflicts with an already registered fastify-metrics. */
     explicit: boolean
+  }>
+  readonly webhook: false | Readonly<{
+    path: string
+    keys: readonly string[]
+    toleranceSeconds: number | undefined
+    bodyLimit: number
+    dedupe: DedupeStore
+    onEvent: CioWebhookOptions['onEvent']
   }>
   readonly logLevel?: LogLevel
 }
@@ -151,10 +178,51 @@ function resolveMetrics (value: unknown): ResolvedOptions['metrics'] {
   return Object.freeze({ endpoint, defaultMetrics: value.defaultMetrics !== false, explicit: true })
 }
 
+function resolveDedupe (value: unknown): DedupeStore {
+  if (value === false) return noDedupe
+  if (value === undefined) return new MemoryDedupeStore(100_000)
+  if (!isObject(value)) invalid('webhook.dedupe', 'must be false, { size } or a store with has() and add()')
+  if (typeof value.has === 'function' && typeof value.add === 'function') return value as unknown as DedupeStore
+  knownKeys(value, 'webhook.dedupe', ['size'])
+  return new MemoryDedupeStore(integer(value.size, 'webhook.dedupe.size', 1, 10_000_000))
+}
+
+function resolveKeys (value: unknown, fromEnv: string | undefined): readonly string[] {
+  if (value === undefined) {
+    const keys = (fromEnv ?? '').split(',').map((key) => key.trim())
+    if (fromEnv === undefined) invalid('webhook.signingKeys', 'is required (or CUSTOMERIO_WEBHOOK_SIGNING_KEY) unless webhook is false')
+    if (keys.some((key) => key === '')) invalid('CUSTOMERIO_WEBHOOK_SIGNING_KEY', 'must be a comma-separated list of non-empty keys')
+    return Object.freeze(keys)
+  }
+  const keys = typeof value === 'string' ? [value] : value
+  if (!Array.isArray(keys) || keys.length === 0 || keys.some((key) => typeof key !== 'string' || key.length === 0)) {
+    invalid('webhook.signingKeys', 'must be a non-empty string or a non-empty array of them')
+  }
+  return Object.freeze([...keys as string[]])
+}
+
+function resolveWebhook (value: unknown, fromEnv: string | undefined): ResolvedOptions['webhook'] {
+  if (value === false) return false
+  const webhook = value ?? {}
+  if (!isObject(webhook)) invalid('webhook', 'must be false or an object')
+  knownKeys(webhook, 'webhook', ['path', 'signingKeys', 'toleranceSeconds', 'bodyLimit', 'dedupe', 'onEvent'])
+  const path = optionalString(webhook.path, 'webhook.path') ?? '/webhooks/customerio'
+  if (!path.startsWith('/')) invalid('webhook.path', "must start with '/'")
+  if (webhook.onEvent !== undefined && typeof webhook.onEvent !== 'function') invalid('webhook.onEvent', 'must be a function')
+  return Object.freeze({
+    path,
+    keys: resolveKeys(webhook.signingKeys, fromEnv),
+    toleranceSeconds: webhook.toleranceSeconds === undefined ? undefined : integer(webhook.toleranceSeconds, 'webhook.toleranceSeconds', 1),
+    bodyLimit: webhook.bodyLimit === undefined ? 1024 * 1024 : integer(webhook.bodyLimit, 'webhook.bodyLimit', 1, 100 * 1024 * 1024),
+    dedupe: resolveDedupe(webhook.dedupe),
+    onEvent: webhook.onEvent as CioWebhookOptions['onEvent']
+  })
+}
+
 /** Options first, then `CUSTOMERIO_*` variables; throws `FST_CIO_INVALID_OPTIONS` naming what is wrong. */
 export function resolveOptions (opts: unknown): ResolvedOptions {
   if (!isObject(opts)) invalid('options', 'must be an object')
-  knownKeys(opts, '', ['siteId', 'trackApiKey', 'appApiKey', 'region', 'client', 'metrics', 'logLevel', 'env'])
+  knownKeys(opts, '', ['siteId', 'trackApiKey', 'appApiKey', 'region', 'client', 'metrics', 'webhook', 'logLevel', 'env'])
   const env = readEnv(opts.env ?? process.env)
 
   const siteId = optionalString(opts.siteId, 'siteId') ?? env.CUSTOMERIO_SITE_ID
@@ -174,6 +242,7 @@ export function resolveOptions (opts: unknown): ResolvedOptions {
     region: resolveRegion(opts.region, env.CUSTOMERIO_REGION),
     client: resolveClient(opts.client),
     metrics: resolveMetrics(opts.metrics),
+    webhook: resolveWebhook(opts.webhook, env.CUSTOMERIO_WEBHOOK_SIGNING_KEY),
     logLevel: logLevel as LogLevel | undefined
   })
 }

@@ -1,6 +1,7 @@
 import type * as OtelApi from '@opentelemetry/api'
 import type { Attributes, Context, Span } from '@opentelemetry/api'
 import type { Operation } from './operations.ts'
+import type { EventLabels } from './webhook/events.ts'
 import { sanitizeString } from './redact.ts'
 
 type Otel = typeof OtelApi
@@ -57,6 +58,11 @@ export class Tracing {
         'url.template': op.template
       }
     })
+    return this.#recording(span)
+  }
+
+  /** Without an SDK spans do not record: callers then skip all tracing work. */
+  #recording (span: Span): CallSpan | undefined {
     if (!span.isRecording()) return undefined
     return { span, context: this.#api.trace.setSpan(this.#api.context.active(), span) }
   }
@@ -98,6 +104,21 @@ export class Tracing {
       span.setStatus({ code: this.#api.SpanStatusCode.ERROR, message })
     }
     span.end()
+  }
+
+  /**
+   * The span of one verified webhook event, under the active request span. Only ids and the
+   * bounded labels go on it, never recipients, addresses or content.
+   */
+  startWebhook (labels: EventLabels, eventId: string, deliveryId: unknown): CallSpan | undefined {
+    const attributes: Attributes = {
+      'customerio.webhook.object_type': labels.objectType,
+      'customerio.webhook.metric': labels.metric,
+      'customerio.webhook.event_id': sanitizeString(eventId, this.#secrets)
+    }
+    if (typeof deliveryId === 'string') attributes['customerio.delivery_id'] = sanitizeString(deliveryId, this.#secrets)
+    const span = this.#tracer.startSpan(`customerio.webhook ${labels.objectType}.${labels.metric}`, { kind: this.#api.SpanKind.CONSUMER, attributes })
+    return this.#recording(span)
   }
 
   /** Exemplar labels linking a latency observation to its trace. */

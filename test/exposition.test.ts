@@ -86,7 +86,7 @@ t.test('a second plugin instance on a shared registry reuses the metrics', async
   await app.register(fastifyMetrics, { endpoint: null, defaultMetrics: { enabled: false }, routeMetrics: { enabled: false }, promClient: { ...promClient, register: registry } as never })
   await app.register(async (child) => { await child.register(cioObservability, simOptions(sim, { metrics: undefined })) })
   await app.register(async (child) => {
-    await child.register(cioObservability, simOptions(sim, { metrics: undefined }))
+    await child.register(cioObservability, simOptions(sim, { metrics: undefined, webhook: false }))
     child.get('/x', async (request) => request.server.cio.identify('person-1', {}))
   })
   await app.ready()

@@ -11,6 +11,8 @@ export async function startSimulator (t: Teardown, options?: SimulatorOptions): 
   return sim
 }
 
+export const WEBHOOK_KEY = 'test-webhook-signing-key'
+
 /** Plugin options that point at the simulator, with fast retries and a webhook key. */
 export function simOptions (sim: CioSimulator, extra: CioObservabilityOptions = {}): CioObservabilityOptions {
   return {
@@ -20,6 +22,7 @@ export function simOptions (sim: CioSimulator, extra: CioObservabilityOptions = 
     region: sim.region,
     client: { timeout: 1_000, retry: { maxRetries: 2, minTimeoutMs: 1, maxTimeoutMs: 5 } },
     metrics: { defaultMetrics: false },
+    webhook: { signingKeys: WEBHOOK_KEY },
     env: {},
     ...extra
   }

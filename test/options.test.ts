@@ -38,7 +38,20 @@ t.test('bad options fail ready() with FST_CIO_INVALID_OPTIONS naming the option,
     ['metrics', { metrics: true, env: {} }, /"metrics"/],
     ['metrics key', { metrics: { path: '/m' }, env: {} }, /"metrics.path"/],
     ['metrics endpoint', { metrics: { endpoint: 'metrics' }, env: {} }, /"metrics.endpoint".*start with/],
-    ['metrics defaultMetrics', { metrics: { defaultMetrics: 'yes' }, env: {} }, /"metrics.defaultMetrics"/]
+    ['metrics defaultMetrics', { metrics: { defaultMetrics: 'yes' }, env: {} }, /"metrics.defaultMetrics"/],
+    ['no signing key', { env: {} }, /"webhook.signingKeys".*unless webhook is false/],
+    ['empty env key in list', { env: { CUSTOMERIO_WEBHOOK_SIGNING_KEY: `${SECRET},` } }, /"CUSTOMERIO_WEBHOOK_SIGNING_KEY"/],
+    ['webhook type', { webhook: true, env: {} }, /"webhook"/],
+    ['webhook key', { webhook: { signingKey: SECRET }, env: {} }, /"webhook.signingKey"/],
+    ['webhook keys empty', { webhook: { signingKeys: [] }, env: {} }, /"webhook.signingKeys"/],
+    ['webhook keys type', { webhook: { signingKeys: [SECRET, 3] }, env: {} }, /"webhook.signingKeys"/],
+    ['webhook path', { webhook: { signingKeys: SECRET, path: 'hooks' }, env: {} }, /"webhook.path"/],
+    ['webhook tolerance', { webhook: { signingKeys: SECRET, toleranceSeconds: 0 }, env: {} }, /"webhook.toleranceSeconds"/],
+    ['webhook body limit', { webhook: { signingKeys: SECRET, bodyLimit: -1 }, env: {} }, /"webhook.bodyLimit"/],
+    ['webhook onEvent', { webhook: { signingKeys: SECRET, onEvent: 'log' }, env: {} }, /"webhook.onEvent"/],
+    ['webhook dedupe', { webhook: { signingKeys: SECRET, dedupe: 5 }, env: {} }, /"webhook.dedupe"/],
+    ['webhook dedupe key', { webhook: { signingKeys: SECRET, dedupe: { max: 5 } }, env: {} }, /"webhook.dedupe.max"/],
+    ['webhook dedupe size', { webhook: { signingKeys: SECRET, dedupe: { size: 0 } }, env: {} }, /"webhook.dedupe.size"/]
   ]
   for (const [name, options, message] of cases) {
     const err = await readyError(options)
@@ -46,7 +59,7 @@ t.test('bad options fail ready() with FST_CIO_INVALID_OPTIONS naming the option,
     t.match(err?.message, message, name)
     t.notMatch(err?.message, SECRET, `${name}: no secret in the message`)
   }
-  t.equal((await readyError(undefined))?.code, undefined, 'no options at all is a valid (unconfigured) setup')
+  t.equal((await readyError({ webhook: false, env: {} }))?.code, undefined, 'an unconfigured client without a webhook is a valid setup')
 })
 
 t.test('options must be an object', async (t) => {
@@ -55,30 +68,32 @@ t.test('options must be an object', async (t) => {
 
 t.test('explicit options win over the environment; the environment fills the rest', async (t) => {
   const env = { CUSTOMERIO_SITE_ID: 'env-site', CUSTOMERIO_TRACK_API_KEY: 'env-key', CUSTOMERIO_APP_API_KEY: 'env-app', CUSTOMERIO_REGION: 'eu', CUSTOMERIO_LOG_LEVEL: 'error' }
-  const fromEnv = resolveOptions({ env })
+  const fromEnv = resolveOptions({ env: { ...env, CUSTOMERIO_WEBHOOK_SIGNING_KEY: 'k1, k2' } })
+  t.same(fromEnv.webhook !== false && fromEnv.webhook.keys, ['k1', 'k2'], 'comma-separated keys, trimmed')
   t.same(fromEnv.track, { siteId: 'env-site', apiKey: 'env-key' })
   t.equal(fromEnv.appApiKey, 'env-app')
   t.equal(fromEnv.region, RegionEU)
   t.equal(fromEnv.logLevel, 'error')
-  const explicit = resolveOptions({ env, siteId: 'opt-site', trackApiKey: 'opt-key', region: 'us', logLevel: 'info' })
+  const explicit = resolveOptions({ env, webhook: false, siteId: 'opt-site', trackApiKey: 'opt-key', region: 'us', logLevel: 'info' })
   t.same(explicit.track, { siteId: 'opt-site', apiKey: 'opt-key' })
   t.equal(explicit.region, RegionUS)
   t.equal(explicit.logLevel, 'info')
-  t.equal(resolveOptions({ env: {}, region: 'eu' }).region, RegionEU)
-  t.equal(resolveOptions({ env: {} }).region, RegionUS)
-  t.equal(resolveOptions({ env: {} }).track, undefined)
+  t.equal(resolveOptions({ env: {}, webhook: false, region: 'eu' }).region, RegionEU)
+  t.equal(resolveOptions({ env: {}, webhook: false }).region, RegionUS)
+  t.equal(resolveOptions({ env: {}, webhook: false }).track, undefined)
 })
 
 t.test('process.env is the default source', async (t) => {
   const saved = process.env.CUSTOMERIO_APP_API_KEY
   process.env.CUSTOMERIO_APP_API_KEY = 'from-process'
   t.teardown(() => { if (saved === undefined) delete process.env.CUSTOMERIO_APP_API_KEY; else process.env.CUSTOMERIO_APP_API_KEY = saved })
-  t.equal(resolveOptions({}).appApiKey, 'from-process')
+  t.equal(resolveOptions({ webhook: false }).appApiKey, 'from-process')
 })
 
 t.test('caller options are never mutated', async (t) => {
   const options = Object.freeze({
     env: Object.freeze({}),
+    webhook: Object.freeze({ signingKeys: Object.freeze(['a', 'b']) }),
     client: Object.freeze({ timeout: 500, retry: Object.freeze({ maxRetries: 1 }) }),
     metrics: Object.freeze({ endpoint: '/m' })
   })
@@ -87,6 +102,7 @@ t.test('caller options are never mutated', async (t) => {
   t.not(resolved.client.retry, options.client.retry, 'retry is copied')
   t.same(resolved.metrics, { endpoint: '/m', defaultMetrics: true, explicit: true })
   t.ok(Object.isFrozen(resolved))
+  t.same(resolved.webhook !== false && resolved.webhook.keys, ['a', 'b'])
 })
 
 t.test('cioEnvSchema works with env-schema / @fastify/env', async (t) => {
@@ -101,7 +117,7 @@ t.test('cioEnvSchema works with env-schema / @fastify/env', async (t) => {
 
 t.test('client options reach the SDK: timeout, retry and dispatcher', async (t) => {
   const dispatcher = { dispatch: () => true }
-  const resolved = resolveOptions({ env: {}, client: { timeout: 50, retry: { maxRetries: 0 }, dispatcher } })
+  const resolved = resolveOptions({ env: {}, webhook: false, client: { timeout: 50, retry: { maxRetries: 0 }, dispatcher } })
   t.equal(resolved.client.dispatcher, dispatcher)
   t.same(resolved.client.retry, { maxRetries: 0 })
 })

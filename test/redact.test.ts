@@ -124,9 +124,9 @@ t.test('the plugin logs through a child logger at its own level, and never secre
   const ready = all.logs.lines.find((l) => l.msg === 'customer.io observability ready')!
   t.match(ready, { plugin: 'customerio', track: true, app: true, region: 'custom', metrics: '/metrics' })
   t.notMatch(all.logs.text(), new RegExp(`${sim.trackApiKey}|${sim.appApiKey}`))
-  const eu = await buildApp(t, { env: {}, region: 'eu', metrics: { defaultMetrics: false } })
+  const eu = await buildApp(t, { env: {}, region: 'eu', metrics: { defaultMetrics: false }, webhook: false })
   t.match(eu.logs.lines.find((l) => l.msg === 'customer.io observability ready'), { region: 'eu', track: false, app: false })
-  const us = await buildApp(t, { env: {}, metrics: { defaultMetrics: false } })
+  const us = await buildApp(t, { env: {}, metrics: { defaultMetrics: false }, webhook: false })
   t.match(us.logs.lines.find((l) => l.msg === 'customer.io observability ready'), { region: 'us' })
 })
 

@@ -8,7 +8,8 @@ import cioObservability from '../lib/index.ts'
 import { operations } from '../lib/operations.ts'
 import { serverOf, Tracing } from '../lib/tracing.ts'
 import { argsFor } from './fixtures/sdk-args.ts'
-import { buildApp, rejection, scrape, series, simOptions, startSimulator } from './helpers.ts'
+import { signWebhook, webhookEvent } from '../lib/testing/index.ts'
+import { buildApp, rejection, scrape, series, simOptions, startSimulator, WEBHOOK_KEY } from './helpers.ts'
 
 const exporter = new InMemorySpanExporter()
 const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] })
@@ -149,4 +150,47 @@ t.test('latency observations carry the trace id as an exemplar in OpenMetrics', 
   const om = await app.inject({ url: '/metrics', headers: { accept: 'application/openmetrics-text' } })
   t.match(om.body, new RegExp(`cio_api_request_duration_seconds_bucket\\{le="[^"]+",api="track",operation="identify",outcome="success"\\} 1 # \\{trace_id="${traceId}",span_id="[0-9a-f]{16}"\\} [0-9.e-]+ [0-9.]+`))
   t.notMatch((await app.inject('/metrics')).body, /trace_id/, 'the Prometheus text format has no exemplars')
+})
+
+t.test('one CONSUMER span per webhook event: ids and labels, no PII; ERROR when onEvent fails', async (t) => {
+  const sim = await startSimulator(t)
+  let fail = false
+  const { app } = await buildApp(t, simOptions(sim, {
+    webhook: {
+      signingKeys: WEBHOOK_KEY,
+      onEvent: async (event) => {
+        trace.getActiveSpan()?.setAttribute('app.saw', event.metric)
+        if (fail) throw new Error(`cannot store ${event.data.recipient}`)
+      }
+    }
+  }))
+  const send = (event: object) => {
+    const body = JSON.stringify(event)
+    return app.inject({ method: 'POST', url: '/webhooks/customerio', payload: body, headers: { 'content-type': 'application/json', ...signWebhook(body, WEBHOOK_KEY) } })
+  }
+  const event = webhookEvent('email', 'delivered')
+  t.equal((await send(event)).statusCode, 200)
+  const [span] = byName('customerio.webhook email.delivered')
+  t.equal(span!.kind, SpanKind.CONSUMER)
+  t.same(span!.attributes, {
+    'customerio.webhook.object_type': 'email',
+    'customerio.webhook.metric': 'delivered',
+    'customerio.webhook.event_id': event.event_id,
+    'customerio.delivery_id': event.data.delivery_id,
+    'app.saw': 'delivered'
+  }, 'onEvent runs inside the event span')
+  t.equal(span!.status.code, SpanStatusCode.UNSET)
+
+  exporter.reset()
+  fail = true
+  t.equal((await send(webhookEvent('sms', 'sent'))).statusCode, 500)
+  const [failed] = byName('customerio.webhook sms.sent')
+  t.equal(failed!.status.code, SpanStatusCode.ERROR)
+  t.equal(failed!.attributes['error.type'], 'handler_error')
+  t.notMatch(JSON.stringify([failed!.attributes, failed!.events]), /\+1415|example\.com|person-/)
+
+  exporter.reset()
+  fail = false
+  t.equal((await send({ ...webhookEvent('customer', 'subscribed'), data: {} })).statusCode, 200)
+  t.notOk('customerio.delivery_id' in byName('customerio.webhook customer.subscribed')[0]!.attributes, 'no delivery id, no attribute')
 })

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net'
 import { randomBytes, timingSafeEqual } from 'node:crypto'
 import { Region } from 'customerio-node'
 import { operations, type Api, type Operation, type OperationName } from '../operations.ts'
+import { signWebhook } from './sign.ts'
 
 /** What goes wrong for matching requests. Without `status`, a fault only delays the normal answer. */
 export interface Fault {
@@ -140,6 +141,12 @@ export class CioSimulator {
   /** Requests recorded for one SDK method's route. */
   requestsFor (operation: OperationName): RecordedRequest[] {
     return this.requests.filter((r) => r.operation === operation)
+  }
+
+  /** POSTs `event` to a reporting-webhook endpoint the way Customer.io does: JSON, signed with `key`. */
+  async sendWebhook (url: string, event: object, key: string, timestamp?: number): Promise<Response> {
+    const body = JSON.stringify(event)
+    return fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...signWebhook(body, key, timestamp) }, body })
   }
 
   async close (): Promise<void> {

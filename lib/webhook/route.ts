@@ -1,0 +1,163 @@
+import type { FastifyBaseLogger, FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import {
+  CioWebhookHandlerError, CioWebhookMalformedError, CioWebhookSignatureInvalidError, CioWebhookSignatureMissingError,
+  CioWebhookTimestampStaleError, CioWebhookTooLargeError, CioWebhookUnsupportedMediaTypeError
+} from '../errors.ts'
+import type { WebhookMetrics, WebhookRejectReason } from '../metrics.ts'
+import type { ResolvedOptions } from '../options.ts'
+import { sanitizeString } from '../redact.ts'
+import type { Tracing } from '../tracing.ts'
+import { emailTypeOf, envelopeProblem, labelsOf, type CioWebhookEvent, type EventLabels } from './events.ts'
+import { verifySignature } from './verify.ts'
+
+export interface WebhookDeps {
+  readonly options: Exclude<ResolvedOptions['webhook'], false>
+  readonly metrics: WebhookMetrics
+  readonly emailSent: { inc: (labels: { source: string, type: string }) => void }
+  readonly tracing: Tracing | undefined
+  readonly log: FastifyBaseLogger
+  readonly secrets: readonly string[]
+}
+
+const REFUSALS: Readonly<Record<WebhookRejectReason, () => Error>> = {
+  missing_signature: () => new CioWebhookSignatureMissingError(),
+  bad_signature: () => new CioWebhookSignatureInvalidError(),
+  stale_timestamp: () => new CioWebhookTimestampStaleError(),
+  malformed: () => new CioWebhookMalformedError('body is not JSON'),
+  too_large: () => new CioWebhookTooLargeError(),
+  unsupported_media_type: () => new CioWebhookUnsupportedMediaTypeError()
+}
+
+/**
+ * Fastify's standard error body, sent directly: an Error handed to `reply.send` would go
+ * through the app's error handler, which may reshape or re-log it.
+ */
+function answer (reply: FastifyReply, error: Error): FastifyReply {
+  const { statusCode, code } = error as FastifyError & { statusCode: number }
+  return reply.code(statusCode).send({ statusCode, code, error: STATUS_TEXT[statusCode], message: error.message })
+}
+
+const STATUS_TEXT: Readonly<Record<number, string>> = {
+  400: 'Bad Request', 401: 'Unauthorized', 413: 'Payload Too Large', 415: 'Unsupported Media Type', 500: 'Internal Server Error'
+}
+
+const ERROR_SCHEMA = {
+  type: 'object',
+  properties: { statusCode: { type: 'integer' }, code: { type: 'string' }, error: { type: 'string' }, message: { type: 'string' } }
+}
+
+/** Fastify's own body errors, as refusal reasons; any other error before the handler is a bad body. */
+const BODY_ERRORS: Readonly<Record<string, WebhookRejectReason>> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: 'too_large',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'unsupported_media_type'
+}
+
+/**
+ * The reporting-webhook route, in an encapsulated context whose only parser keeps the raw
+ * JSON bytes (the signature covers them), so the app's own parsers are untouched.
+ */
+export async function registerWebhookRoute (fastify: FastifyInstance, deps: WebhookDeps): Promise<void> {
+  const { options, metrics, emailSent, tracing, log, secrets } = deps
+  // Concurrent copies of one event wait for the first, so onEvent never runs twice at once.
+  const inFlight = new Map<string, Promise<boolean>>()
+
+  const refuse = (reply: FastifyReply, reason: WebhookRejectReason, error: Error = REFUSALS[reason]()) => {
+    metrics.rejected.inc({ reason })
+    // Logged once, with the reason only: never the body, headers or signature.
+    log.warn({ reason, reqId: reply.request.id }, 'customer.io webhook refused')
+    return answer(reply, error)
+  }
+
+  const record = (event: CioWebhookEvent, labels: EventLabels, receivedAt: number) => {
+    metrics.received.inc({ object_type: labels.objectType, metric: labels.metric })
+    metrics.lag.observe({ object_type: labels.objectType }, Math.max(0, receivedAt / 1000 - event.timestamp))
+    metrics.lastReceived.set(receivedAt / 1000)
+    if (labels.objectType !== 'email') return
+    if (labels.metric === 'sent') emailSent.inc({ source: 'webhook', type: emailTypeOf(event.data) })
+    else if (labels.metric === 'bounced') metrics.bounced.inc()
+    else if (labels.metric === 'spammed') metrics.complained.inc()
+  }
+
+  /** Hands a new event to onEvent inside its span; true when it was handled now, false for a duplicate. */
+  const handle = async (event: CioWebhookEvent, labels: EventLabels, request: FastifyRequest, receivedAt: number): Promise<boolean> => {
+    if (await options.dedupe.has(event.event_id)) return false
+    const span = tracing?.startWebhook(labels, event.event_id, event.data.delivery_id)
+    try {
+      if (options.onEvent !== undefined) {
+        const onEvent = options.onEvent
+        await (span === undefined ? onEvent(event, request) : tracing!.run(span, () => onEvent(event, request)))
+      }
+    } catch (err) {
+      if (span !== undefined) tracing!.endCall(span, { errorType: 'handler_error', error: err })
+      throw err
+    }
+    if (span !== undefined) tracing!.endCall(span, {})
+    await options.dedupe.add(event.event_id)
+    record(event, labels, receivedAt)
+    return true
+  }
+
+  await fastify.register(async (child) => {
+    child.removeAllContentTypeParsers()
+    child.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit: options.bodyLimit }, (_request, body, done) => done(null, body))
+    // Reached only by errors before the handler runs: the handler catches its own.
+    child.setErrorHandler((error: FastifyError, _request, reply) => refuse(reply, BODY_ERRORS[error.code] ?? 'malformed'))
+
+    child.post(options.path, {
+      bodyLimit: options.bodyLimit,
+      schema: {
+        response: {
+          200: { type: 'object', properties: { ok: { type: 'boolean' }, duplicate: { type: 'boolean' } }, required: ['ok'] },
+          '4xx': ERROR_SCHEMA,
+          '5xx': ERROR_SCHEMA
+        }
+      }
+    }, async (request, reply) => {
+      const receivedAt = Date.now()
+      const body = request.body as Buffer | undefined
+      if (body === undefined) return refuse(reply, 'unsupported_media_type')
+      const verdict = verifySignature({
+        signature: request.headers['x-cio-signature'],
+        timestamp: request.headers['x-cio-timestamp'],
+        body,
+        keys: options.keys,
+        toleranceSeconds: options.toleranceSeconds,
+        now: receivedAt
+      })
+      if (!verdict.ok) return refuse(reply, verdict.reason)
+
+      let event: unknown
+      try {
+        event = JSON.parse(body.toString('utf8'))
+      } catch {
+        return refuse(reply, 'malformed')
+      }
+      const problem = envelopeProblem(event)
+      if (problem !== undefined) return refuse(reply, 'malformed', new CioWebhookMalformedError(`${problem} is missing or invalid`))
+
+      const valid = event as CioWebhookEvent
+      const labels = labelsOf(valid)
+      const pending = inFlight.get(valid.event_id)
+      if (pending !== undefined) await pending.catch(() => {})
+      const handling = handle(valid, labels, request, receivedAt)
+      inFlight.set(valid.event_id, handling)
+      let handled: boolean
+      try {
+        handled = await handling
+      } catch (err) {
+        metrics.handlerErrors.inc()
+        log.error({ err, object_type: labels.objectType, metric: labels.metric, event_id: sanitizeString(valid.event_id, secrets) }, 'customer.io webhook handler failed')
+        return answer(reply, new CioWebhookHandlerError())
+      } finally {
+        if (inFlight.get(valid.event_id) === handling) inFlight.delete(valid.event_id)
+      }
+      if (!handled) {
+        metrics.duplicates.inc()
+        log.debug({ object_type: labels.objectType, metric: labels.metric, event_id: sanitizeString(valid.event_id, secrets) }, 'customer.io webhook duplicate')
+        return { ok: true, duplicate: true }
+      }
+      log.debug({ object_type: labels.objectType, metric: labels.metric, event_id: sanitizeString(valid.event_id, secrets) }, 'customer.io webhook event')
+      return { ok: true }
+    })
+  })
+}

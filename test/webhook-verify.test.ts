@@ -1,0 +1,57 @@
+import t from 'tap'
+import { randomBytes } from 'node:crypto'
+import { verifyRequestSignature } from 'customerio-node'
+import { computeSignature, verifySignature } from '../lib/webhook/verify.ts'
+import { signWebhook } from '../lib/testing/index.ts'
+
+const KEY = 'cio-test-signing-key'
+const VECTOR_BODY = '{"event_id":"01JGZ8K3M4N5P6Q7R8S9T0V1W2","object_type":"email","metric":"delivered","timestamp":1767225590,"data":{}}'
+
+t.test('matches the reference test vector', async (t) => {
+  t.equal(computeSignature(KEY, '1767225600', VECTOR_BODY), 'b6ee051bf30ce289cf46807d4996d7b2b44d1f359adbf5221277796d8d5b350a')
+  t.same(verifySignature({ signature: 'b6ee051bf30ce289cf46807d4996d7b2b44d1f359adbf5221277796d8d5b350a', timestamp: '1767225600', body: Buffer.from(VECTOR_BODY), keys: [KEY] }), { ok: true })
+})
+
+t.test('agrees with customerio-node\'s verifyRequestSignature', async (t) => {
+  for (let i = 0; i < 200; i++) {
+    const key = randomBytes(16).toString('hex')
+    const body = randomBytes(1 + (i % 64)).toString(i % 2 === 0 ? 'base64' : 'latin1')
+    const timestamp = String(1_700_000_000 + i)
+    const forged = i % 3 === 0
+    const signature = forged ? computeSignature('other', timestamp, body) : signWebhook(body, key, Number(timestamp))['x-cio-signature']
+    const ours = verifySignature({ signature, timestamp, body: Buffer.from(body), keys: [key] }).ok
+    t.equal(ours, verifyRequestSignature({ signingSecret: key, timestamp, body, signature }), `case ${i}`)
+  }
+})
+
+t.test('a distinct reason for each failure', async (t) => {
+  const body = Buffer.from(VECTOR_BODY)
+  const headers = signWebhook(body, KEY, 1_767_225_600)
+  const check = (patch: Record<string, unknown>) => verifySignature({ signature: headers['x-cio-signature'], timestamp: headers['x-cio-timestamp'], body, keys: [KEY], ...patch })
+  t.same(check({ signature: undefined }), { ok: false, reason: 'missing_signature' })
+  t.same(check({ timestamp: undefined }), { ok: false, reason: 'missing_signature' })
+  t.same(check({ signature: '' }), { ok: false, reason: 'missing_signature' })
+  t.same(check({ timestamp: '' }), { ok: false, reason: 'missing_signature' })
+  t.same(check({ signature: [headers['x-cio-signature'], headers['x-cio-signature']] }), { ok: false, reason: 'bad_signature' }, 'repeated header')
+  t.same(check({ signature: headers['x-cio-signature'].toUpperCase() }), { ok: false, reason: 'bad_signature' }, 'upper-case hex')
+  t.same(check({ signature: `v0=${headers['x-cio-signature']}` }), { ok: false, reason: 'bad_signature' }, 'prefixed')
+  t.same(check({ signature: headers['x-cio-signature'].slice(0, 63) }), { ok: false, reason: 'bad_signature' }, 'truncated')
+  t.same(check({ timestamp: '1767225600.0' }), { ok: false, reason: 'bad_signature' }, 'not a unix timestamp')
+  t.same(check({ keys: ['wrong'] }), { ok: false, reason: 'bad_signature' })
+  t.same(check({ body: Buffer.from(JSON.stringify(JSON.parse(VECTOR_BODY), null, 1)) }), { ok: false, reason: 'bad_signature' }, 're-serialised JSON')
+  t.same(check({ body: body.subarray(0, body.length - 1) }), { ok: false, reason: 'bad_signature' }, 'truncated body')
+  t.same(check({ keys: ['old-key', KEY] }), { ok: true }, 'any key of a rotation matches')
+})
+
+t.test('optional tolerance, symmetric, with an injectable clock; stale only for authentic requests', async (t) => {
+  const body = Buffer.from(VECTOR_BODY)
+  const headers = signWebhook(body, KEY, 1_767_225_600)
+  const at = (nowSeconds: number, keys = [KEY]) => verifySignature({ signature: headers['x-cio-signature'], timestamp: headers['x-cio-timestamp'], body, keys, toleranceSeconds: 300, now: nowSeconds * 1000 })
+  t.same(at(1_767_225_600 + 300), { ok: true })
+  t.same(at(1_767_225_600 + 301), { ok: false, reason: 'stale_timestamp' })
+  t.same(at(1_767_225_600 - 301), { ok: false, reason: 'stale_timestamp' }, 'from the future')
+  t.same(at(1_767_225_600 + 10_000, ['wrong']), { ok: false, reason: 'bad_signature' })
+  t.same(verifySignature({ signature: headers['x-cio-signature'], timestamp: headers['x-cio-timestamp'], body, keys: [KEY] }), { ok: true }, 'no age limit by default')
+  const fresh = signWebhook(body, KEY)
+  t.same(verifySignature({ signature: fresh['x-cio-signature'], timestamp: fresh['x-cio-timestamp'], body, keys: [KEY], toleranceSeconds: 5 }), { ok: true }, 'the real clock by default')
+})
