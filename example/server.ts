@@ -80,6 +80,14 @@ app.post<{ Params: { id: string } }>('/orders/:id/receipt', async (request) => {
   return { delivery_id: result.delivery_id }
 })
 
+// Fire-and-forget: the request never waits on Customer.io; the queue batches page views.
+app.post<{ Body: { id: string, path: string } }>('/pageviews', {
+  schema: { body: { type: 'object', required: ['id', 'path'], properties: { id: { type: 'string', minLength: 1 }, path: { type: 'string', minLength: 1 } } } }
+}, async (request, reply) => {
+  const accepted = request.server.cio.queue?.trackPageView(request.body.id, request.body.path) ?? false
+  return reply.code(accepted ? 202 : 503).send({ accepted })
+})
+
 app.get('/health', async () => ({ ok: true }))
 app.addHook('onClose', async () => clearInterval(traffic))
 
@@ -98,6 +106,7 @@ if (simulator !== undefined && config.TRAFFIC_INTERVAL_MS > 0) {
     const calls = [
       app.inject({ method: 'POST', url: '/signup', payload: { id, plan: n % 3 === 0 ? 'pro' : 'free' } }),
       n % 4 === 0 ? app.inject({ method: 'POST', url: `/orders/${n}/receipt` }) : undefined,
+      app.inject({ method: 'POST', url: '/pageviews', payload: { id, path: `/docs/${n % 7}` } }),
       sim.sendWebhook(`${address}/webhooks/customerio`, webhookEvent(n % 5 === 0 ? 'push' : 'email', FUNNEL[n % FUNNEL.length]!, { transactional_message_id: 1 }), demoSigningKey)
     ]
     Promise.all(calls).catch((err: unknown) => app.log.error({ err }, 'background traffic failed'))
@@ -109,6 +118,7 @@ const lines = [
   `  metrics:  ${address}/metrics`,
   `  signup:   curl -XPOST ${address}/signup -H 'content-type: application/json' -d '{"id":"42"}'`,
   `  receipt:  curl -XPOST ${address}/orders/1/receipt`,
+  `  pageview: curl -XPOST ${address}/pageviews -H 'content-type: application/json' -d '{"id":"42","path":"/pricing"}'`,
   `  webhook:  ${address}/webhooks/customerio (Customer.io reporting webhooks, signed)`,
   simulator === undefined ? '  Customer.io: live API' : `  Customer.io: embedded simulator at ${simulator.url} (background traffic every ${config.TRAFFIC_INTERVAL_MS} ms)`
 ]

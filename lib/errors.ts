@@ -20,3 +20,8 @@ export const CioWebhookMalformedError = createError<'FST_CIO_WEBHOOK_MALFORMED',
 export const CioWebhookTooLargeError = createError('FST_CIO_WEBHOOK_TOO_LARGE', 'Webhook body is larger than the limit', 413)
 export const CioWebhookUnsupportedMediaTypeError = createError('FST_CIO_WEBHOOK_UNSUPPORTED_MEDIA_TYPE', 'Webhook body must be application/json', 415)
 export const CioWebhookHandlerError = createError('FST_CIO_WEBHOOK_HANDLER_FAILED', 'The webhook event handler failed; Customer.io will retry', 500)
+
+/** `fastify.cio.queue` was handed something that is not a Track v2 operation. */
+export const CioInvalidOperationError = createError<'FST_CIO_INVALID_OPERATION', 400, [string]>(
+  'FST_CIO_INVALID_OPERATION', 'Invalid Customer.io queue operation: %s', 400, TypeError
+)

@@ -5,7 +5,8 @@ import { APIClient, TrackClient, RegionEU, RegionUS } from 'customerio-node'
 import { AttemptObserver } from './attempts.ts'
 import { createClient, type CioClient } from './client.ts'
 import { setupExposition } from './exposition.ts'
-import { createMetrics, createWebhookMetrics } from './metrics.ts'
+import { createMetrics, createQueueMetrics, createWebhookMetrics } from './metrics.ts'
+import { CioQueue } from './queue.ts'
 import { resolveOptions, type CioObservabilityOptions, type ResolvedOptions } from './options.ts'
 import { sanitize } from './redact.ts'
 import { loadTracing, serverOf } from './tracing.ts'
@@ -18,7 +19,10 @@ const sdkVersion = readVersion(new URL('../package.json', import.meta.resolve('c
 declare module 'fastify' {
   interface FastifyInstance {
     /** customerio-node's TrackClient and APIClient methods, instrumented. */
-    cio: CioClient
+    cio: CioClient & {
+      /** Fire-and-forget Track calls, batched; present when Track credentials are set and the queue is not off. */
+      readonly queue?: CioQueue
+    }
   }
 }
 
@@ -46,10 +50,6 @@ const cioObservabilityPlugin: FastifyPluginAsync<CioObservabilityOptions> = asyn
   const metrics = createMetrics(client, { version, sdkVersion })
   const tracing = await loadTracing(version, secrets)
   const observer = new AttemptObserver(metrics, tracing)
-  fastify.addHook('onClose', async () => {
-    observer.close()
-    metrics.close()
-  })
 
   const defaults = { ...options.client, region: options.region }
   const cio = createClient({
@@ -63,7 +63,16 @@ const cioObservabilityPlugin: FastifyPluginAsync<CioObservabilityOptions> = asyn
     tracing,
     log
   })
-  fastify.decorate('cio', Object.freeze(cio))
+  const queue: CioQueue | undefined = options.queue === false
+    ? undefined
+    : new CioQueue(options.queue, (operations) => cio.batch(operations as never), createQueueMetrics(metrics, () => queue!.depth), log)
+  fastify.decorate('cio', Object.freeze({ ...cio, queue }))
+  // The queue flushes first, while calls are still observed.
+  fastify.addHook('onClose', async () => {
+    await queue?.close()
+    observer.close()
+    metrics.close()
+  })
 
   if (options.webhook !== false) {
     await registerWebhookRoute(fastify, {
@@ -82,6 +91,7 @@ const cioObservabilityPlugin: FastifyPluginAsync<CioObservabilityOptions> = asyn
     region: regionName(options),
     metrics: options.metrics.endpoint,
     webhook: options.webhook === false ? false : options.webhook.path,
+    queue: queue !== undefined,
     tracing: tracing !== undefined
   }, 'customer.io observability ready')
 }
@@ -92,10 +102,11 @@ export default cioObservability
 export {
   CioInvalidOptionsError, CioNotConfiguredError, CioWebhookSignatureMissingError, CioWebhookSignatureInvalidError,
   CioWebhookTimestampStaleError, CioWebhookMalformedError, CioWebhookTooLargeError, CioWebhookUnsupportedMediaTypeError,
-  CioWebhookHandlerError
+  CioWebhookHandlerError, CioInvalidOperationError
 } from './errors.ts'
 export { cioEnvSchema } from './options.ts'
-export type { CioObservabilityOptions, CioClientOptions, CioMetricsOptions, CioWebhookOptions, LogLevel } from './options.ts'
+export type { CioObservabilityOptions, CioClientOptions, CioMetricsOptions, CioWebhookOptions, CioQueueOptions, LogLevel } from './options.ts'
+export type { CioQueue, BatchOperation, DropReason } from './queue.ts'
 export type { CioWebhookEvent, EventData, Identifiers, ObjectType } from './webhook/events.ts'
 export type { DedupeStore } from './webhook/dedupe.ts'
 export { cioRedactPaths, sanitize } from './redact.ts'

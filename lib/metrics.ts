@@ -181,3 +181,36 @@ export function createWebhookMetrics ({ client, define }: MetricsHandle): Webhoo
   for (const reason of WEBHOOK_REJECT_REASONS) rejected.inc({ reason }, 0)
   return metrics
 }
+
+export const QUEUE_DROP_REASONS = ['overflow', 'too_large', 'rejected', 'exhausted', 'shutdown'] as const
+
+export interface QueueMetrics {
+  readonly capacity: Gauge<'queue'>
+  readonly sent: Counter<'queue'>
+  readonly dropped: Counter<'queue' | 'reason'>
+}
+
+/** The queue's metrics, created only when the queue is; the depth is read at scrape time, not on every enqueue. */
+export function createQueueMetrics ({ client, define }: MetricsHandle, depth: () => number): QueueMetrics {
+  define('cio_queue_depth', (registers) => new client.Gauge({
+    name: 'cio_queue_depth',
+    help: 'Operations waiting in the queue.',
+    labelNames: ['queue'] as const,
+    registers,
+    collect () { this.set({ queue: 'track' }, depth()) }
+  }))
+  const metrics: QueueMetrics = {
+    capacity: define('cio_queue_capacity', (registers) => new client.Gauge({
+      name: 'cio_queue_capacity', help: 'Operations the queue can hold.', labelNames: ['queue'] as const, registers
+    })),
+    sent: define('cio_queue_sent_total', (registers) => new client.Counter({
+      name: 'cio_queue_sent_total', help: 'Queued operations accepted by Customer.io.', labelNames: ['queue'] as const, registers
+    })),
+    dropped: define('cio_queue_dropped_total', (registers) => new client.Counter({
+      name: 'cio_queue_dropped_total', help: 'Queued operations given up, by reason.', labelNames: ['queue', 'reason'] as const, registers
+    }))
+  }
+  metrics.sent.inc({ queue: 'track' }, 0)
+  for (const reason of QUEUE_DROP_REASONS) metrics.dropped.inc({ queue: 'track', reason }, 0)
+  return metrics
+}

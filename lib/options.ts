@@ -5,6 +5,7 @@ import type { FastifyRequest } from 'fastify'
 import { CioInvalidOptionsError } from './errors.ts'
 import { MemoryDedupeStore, noDedupe, type DedupeStore } from './webhook/dedupe.ts'
 import type { CioWebhookEvent } from './webhook/events.ts'
+import type { QueueSettings } from './queue.ts'
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 export type LogLevel = (typeof LOG_LEVELS)[number]
@@ -40,6 +41,21 @@ export interface CioWebhookOptions {
   onEvent?: (event: CioWebhookEvent, request: FastifyRequest) => void | Promise<void>
 }
 
+export interface CioQueueOptions {
+  /** Operations held at most; further ones are dropped (`overflow`). Default 10 000. */
+  maxSize?: number
+  /** Operations per Track v2 batch request (also capped at 500 KB). Default 100. */
+  batchSize?: number
+  /** Longest wait before a partial batch is sent, and the pause after a failed one. Default 1 000. */
+  flushIntervalMs?: number
+  /** Sends of one batch (each with the SDK's own retries) before it is dropped (`exhausted`). Default 3. */
+  maxAttempts?: number
+  /** How long closing the app may spend flushing. Default 10 000. */
+  shutdownTimeoutMs?: number
+  /** Receives every dropped operation with the reason, e.g. to keep it elsewhere. */
+  onDrop?: QueueSettings['onDrop']
+}
+
 export interface CioObservabilityOptions {
   siteId?: string
   trackApiKey?: string
@@ -49,6 +65,8 @@ export interface CioObservabilityOptions {
   client?: CioClientOptions
   metrics?: false | CioMetricsOptions
   webhook?: false | CioWebhookOptions
+  /** Default: on when Track credentials are set. */
+  queue?: false | CioQueueOptions
   logLevel?: LogLevel
   /** Where `CUSTOMERIO_*` variables are read from when an option is not given. Default `process.env`. */
   env?: Readonly<Record<string, string | undefined>>
@@ -90,6 +108,7 @@ export interface ResolvedOptions {
     dedupe: DedupeStore
     onEvent: CioWebhookOptions['onEvent']
   }>
+  readonly queue: false | QueueSettings
   readonly logLevel?: LogLevel
 }
 
@@ -219,10 +238,30 @@ function resolveWebhook (value: unknown, fromEnv: string | undefined): ResolvedO
   })
 }
 
+function resolveQueue (value: unknown, hasTrack: boolean): ResolvedOptions['queue'] {
+  if (value === false || (value === undefined && !hasTrack)) return false
+  const queue = value ?? {}
+  if (!isObject(queue)) invalid('queue', 'must be false or an object')
+  if (!hasTrack) invalid('queue', 'needs Track credentials: siteId and trackApiKey (CUSTOMERIO_SITE_ID, CUSTOMERIO_TRACK_API_KEY)')
+  knownKeys(queue, 'queue', ['maxSize', 'batchSize', 'flushIntervalMs', 'maxAttempts', 'shutdownTimeoutMs', 'onDrop'])
+  const setting = (name: string, fallback: number, min: number, max: number) =>
+    queue[name] === undefined ? fallback : integer(queue[name], `queue.${name}`, min, max)
+  if (queue.onDrop !== undefined && typeof queue.onDrop !== 'function') invalid('queue.onDrop', 'must be a function')
+  return Object.freeze({
+    maxSize: setting('maxSize', 10_000, 1, 10_000_000),
+    batchSize: setting('batchSize', 100, 1, 10_000),
+    maxBatchBytes: 500_000,
+    flushIntervalMs: setting('flushIntervalMs', 1_000, 1, 3_600_000),
+    maxAttempts: setting('maxAttempts', 3, 1, 1_000_000),
+    shutdownTimeoutMs: setting('shutdownTimeoutMs', 10_000, 0, 600_000),
+    onDrop: queue.onDrop as QueueSettings['onDrop']
+  })
+}
+
 /** Options first, then `CUSTOMERIO_*` variables; throws `FST_CIO_INVALID_OPTIONS` naming what is wrong. */
 export function resolveOptions (opts: unknown): ResolvedOptions {
   if (!isObject(opts)) invalid('options', 'must be an object')
-  knownKeys(opts, '', ['siteId', 'trackApiKey', 'appApiKey', 'region', 'client', 'metrics', 'webhook', 'logLevel', 'env'])
+  knownKeys(opts, '', ['siteId', 'trackApiKey', 'appApiKey', 'region', 'client', 'metrics', 'webhook', 'queue', 'logLevel', 'env'])
   const env = readEnv(opts.env ?? process.env)
 
   const siteId = optionalString(opts.siteId, 'siteId') ?? env.CUSTOMERIO_SITE_ID
@@ -243,6 +282,7 @@ export function resolveOptions (opts: unknown): ResolvedOptions {
     client: resolveClient(opts.client),
     metrics: resolveMetrics(opts.metrics),
     webhook: resolveWebhook(opts.webhook, env.CUSTOMERIO_WEBHOOK_SIGNING_KEY),
+    queue: resolveQueue(opts.queue, siteId !== undefined),
     logLevel: logLevel as LogLevel | undefined
   })
 }
