@@ -21,7 +21,8 @@ const MAX_STRING = 2_000
 /** Keys whose values are personal data, message content or secrets, at any depth. */
 const SENSITIVE_KEY = /e-?mail|phone|mobile|msisdn|recipient|ip_?addr|password|passw|secret|token|auth|cookie|api_?key|signing|signature|credential|identifiers|^(content|body|subject|to|from|cc|bcc|headers|device_id|address|name|first_name|last_name|message_data|data)$/i
 
-const EMAIL = /[^\s@"'<>(),;:[\]\\]+@[^\s@"'<>(),;:[\]\\]+\.[A-Za-z]{2,}/g
+// Starts only where a token starts (the lookbehind), so a long run without '@' is scanned once, not once per character.
+const EMAIL = /(?<![^\s@"'<>(),;:[\]\\])[^\s@"'<>(),;:[\]\\]+@[^\s@"'<>(),;:[\]\\]+\.[A-Za-z]{2,}/g
 // Eight or more digits with phone punctuation; never a digit run inside a longer token (ids, ULIDs).
 const PHONE = /(?<![\w+])\+?\d(?:[\s().-]{0,2}\d){7,16}(?!\w)/g
 const CREDENTIAL = /\b(Bearer|Basic)\s+[\w.~+/=-]+/gi
@@ -30,7 +31,9 @@ const CREDENTIAL = /\b(Bearer|Basic)\s+[\w.~+/=-]+/gi
 export function sanitizeString (value: string, secrets: readonly string[] = []): string {
   let out = value.length > MAX_STRING ? `${value.slice(0, MAX_STRING)}…` : value
   for (const secret of secrets) out = out.replaceAll(secret, REDACTED)
-  return out.replace(CREDENTIAL, `$1 ${REDACTED}`).replace(EMAIL, '[email]').replace(PHONE, '[phone]')
+  out = out.replace(CREDENTIAL, `$1 ${REDACTED}`).replace(PHONE, '[phone]')
+  // Without an '@' there is no address; skipping the scan matters for long stacks and paths.
+  return out.includes('@') ? out.replace(EMAIL, '[email]') : out
 }
 
 /**

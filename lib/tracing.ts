@@ -111,14 +111,17 @@ export class Tracing {
    * bounded labels go on it, never recipients, addresses or content.
    */
   startWebhook (labels: EventLabels, eventId: string, deliveryId: unknown): CallSpan | undefined {
-    const attributes: Attributes = {
-      'customerio.webhook.object_type': labels.objectType,
-      'customerio.webhook.metric': labels.metric,
-      'customerio.webhook.event_id': sanitizeString(eventId, this.#secrets)
+    const span = this.#tracer.startSpan(`customerio.webhook ${labels.objectType}.${labels.metric}`, {
+      kind: this.#api.SpanKind.CONSUMER,
+      attributes: { 'customerio.webhook.object_type': labels.objectType, 'customerio.webhook.metric': labels.metric }
+    })
+    const call = this.#recording(span)
+    // The ids come from the request body: sanitised, and only when something records them.
+    if (call !== undefined) {
+      span.setAttribute('customerio.webhook.event_id', sanitizeString(eventId, this.#secrets))
+      if (typeof deliveryId === 'string') span.setAttribute('customerio.delivery_id', sanitizeString(deliveryId, this.#secrets))
     }
-    if (typeof deliveryId === 'string') attributes['customerio.delivery_id'] = sanitizeString(deliveryId, this.#secrets)
-    const span = this.#tracer.startSpan(`customerio.webhook ${labels.objectType}.${labels.metric}`, { kind: this.#api.SpanKind.CONSUMER, attributes })
-    return this.#recording(span)
+    return call
   }
 
   /** Exemplar labels linking a latency observation to its trace. */

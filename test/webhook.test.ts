@@ -258,3 +258,22 @@ t.test('other body errors (a lying Content-Length) are refused as malformed', as
   t.equal(res.json().code, 'FST_CIO_WEBHOOK_MALFORMED')
   t.equal(await scrapeValue(app, 'cio_webhook_rejected_total', { reason: 'malformed' }), 1)
 })
+
+t.test('each event and duplicate is logged at debug (also under trace), with its ids only', async (t) => {
+  for (const logLevel of ['debug', 'trace', 'info'] as const) {
+    const sim = await startSimulator(t)
+    const { app, logs } = await buildApp(t, simOptions(sim, { logLevel }))
+    const event = webhookEvent('email', 'opened')
+    await post(app, event)
+    await post(app, event)
+    const lines = logs.lines.filter((l) => l.msg === 'customer.io webhook event' || l.msg === 'customer.io webhook duplicate')
+    if (logLevel === 'info') {
+      t.same(lines, [], 'nothing below info')
+      continue
+    }
+    t.same(lines.map((l) => [l.msg, l.object_type, l.metric, l.event_id]), [
+      ['customer.io webhook event', 'email', 'opened', event.event_id],
+      ['customer.io webhook duplicate', 'email', 'opened', event.event_id]
+    ], logLevel)
+  }
+})

@@ -151,13 +151,12 @@ export async function registerWebhookRoute (fastify: FastifyInstance, deps: Webh
       } finally {
         if (inFlight.get(valid.event_id) === handling) inFlight.delete(valid.event_id)
       }
-      if (!handled) {
-        metrics.duplicates.inc()
-        log.debug({ object_type: labels.objectType, metric: labels.metric, event_id: sanitizeString(valid.event_id, secrets) }, 'customer.io webhook duplicate')
-        return { ok: true, duplicate: true }
+      if (!handled) metrics.duplicates.inc()
+      // Built only when someone reads debug lines: sanitising costs more than the rest of the route.
+      if (log.level === 'debug' || log.level === 'trace') {
+        log.debug({ object_type: labels.objectType, metric: labels.metric, event_id: sanitizeString(valid.event_id, secrets) }, handled ? 'customer.io webhook event' : 'customer.io webhook duplicate')
       }
-      log.debug({ object_type: labels.objectType, metric: labels.metric, event_id: sanitizeString(valid.event_id, secrets) }, 'customer.io webhook event')
-      return { ok: true }
+      return handled ? { ok: true } : { ok: true, duplicate: true }
     })
   })
 }

@@ -1,0 +1,56 @@
+/**
+ * Instrumented fastify.cio calls against the raw customerio-node client, both over real HTTP
+ * to the simulator at the same concurrency: throughput ratio and CPU added per call.
+ */
+import Fastify from 'fastify'
+import { APIClient, SendEmailRequest, TrackClient } from 'customerio-node'
+import cioObservability from '../lib/index.ts'
+import { createCioSimulator } from '../lib/testing/index.ts'
+import { alternate, median, row, timed, type Row } from './harness.ts'
+
+const CALLS = 6_000
+const CONCURRENCY = 16
+
+export async function benchCalls (): Promise<Row[]> {
+  const sim = await createCioSimulator()
+  // The simulator records every request; a benchmark has no use for that.
+  const defaults = { region: sim.region, retry: { maxRetries: 0 } }
+  const raw = { track: new TrackClient(sim.siteId, sim.trackApiKey, defaults), app: new APIClient(sim.appApiKey, defaults) }
+  const app = Fastify()
+  await app.register(cioObservability, {
+    siteId: sim.siteId, trackApiKey: sim.trackApiKey, appApiKey: sim.appApiKey, region: sim.region,
+    client: { retry: { maxRetries: 0 } }, webhook: false, queue: false, metrics: { defaultMetrics: false }, env: {}
+  })
+  await app.ready()
+  const email = new SendEmailRequest({ to: 'person@example.com', identifiers: { id: 'p' }, transactional_message_id: 1 })
+  const kinds: Record<string, (c: any) => Promise<unknown>> = {
+    identify: (c: any) => c.identify('person-1', { plan: 'pro' }),
+    track: (c: any) => c.track('person-1', { name: 'signed_up', data: { a: 1 } }),
+    send_email: (c: any) => c.sendEmail(email)
+  }
+  const rows: Row[] = []
+  const runFor = (client: unknown, call: (c: any) => Promise<unknown>) => () => timed(async () => {
+    let next = 0
+    await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
+      while (next++ < CALLS) await call(client)
+    }))
+    sim.requests.length = 0
+  })
+  for (const [name, call] of Object.entries(kinds)) {
+    const samples = await alternate(runFor(name === 'send_email' ? raw.app : raw.track, call), runFor(app.cio, call))
+    const rate = (s: { wallMs: number }) => CALLS / (s.wallMs / 1000)
+    const baseRate = median(samples.baseline.map(rate))
+    const ourRate = median(samples.candidate.map(rate))
+    rows.push(row(`calls: ${name}`, 'throughput', baseRate, ourRate, 'calls/s', 'ratio ≥ 0.97', ourRate / baseRate >= 0.97))
+    const cpuPerCall = (s: { cpuMs: number }) => (s.cpuMs * 1000) / CALLS
+    const added = median(samples.candidate.map(cpuPerCall)) - median(samples.baseline.map(cpuPerCall))
+    rows.push(row(`calls: ${name}`, 'CPU added per call', null, added, 'µs', '≤ 20 µs', added <= 20))
+  }
+  // An A/A run (the raw client against itself) shows how much of the above is noise.
+  const aa = await alternate(runFor(raw.track, kinds.identify), runFor(raw.track, kinds.identify))
+  const noise = median(aa.candidate.map((s) => (s.cpuMs * 1000) / CALLS)) - median(aa.baseline.map((s) => (s.cpuMs * 1000) / CALLS))
+  rows.push(row('calls: noise floor', 'CPU difference, raw client against itself (A/A)', null, noise, 'µs', 'for reading the rows above', true))
+  await app.close()
+  await sim.close()
+  return rows
+}
