@@ -5,7 +5,7 @@ import { CustomerIORequestError } from 'customerio-node'
 import { sanitize } from '../lib/redact.ts'
 import { alternate, median, row, timed, type Row } from './harness.ts'
 
-const LINES = 20_000
+const LINES = 100_000
 
 export async function benchLogging (): Promise<Row[]> {
   const sink = new Writable({ write (_chunk, _encoding, done) { done() } })

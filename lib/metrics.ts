@@ -1,4 +1,4 @@
-import type { Counter, Gauge, Histogram, Metric, Registry } from '@prometheus-io/client'
+import type { Counter, Gauge, Histogram, Metric } from '@prometheus-io/client'
 import type promClient from '@prometheus-io/client'
 import { ATTEMPT_STATUSES } from './classify.ts'
 import { operations } from './operations.ts'
@@ -31,19 +31,45 @@ export class LabelBudget {
   }
 }
 
-export interface MetricsHandle {
-  readonly client: PromClient
+/** Creates metrics on the registry, or hands back one an earlier instance created there. */
+export interface MetricFactory {
+  counter: <L extends string>(name: string, help: string, labelNames?: readonly L[]) => Counter<L>
+  gauge: <L extends string>(name: string, help: string, labelNames?: readonly L[], collect?: (gauge: Gauge<L>) => void) => Gauge<L>
+  histogram: <L extends string>(name: string, help: string, labelNames: readonly L[], buckets: readonly number[], exemplars?: boolean) => Histogram<L>
+}
+
+export interface MetricsHandle extends MetricFactory {
   readonly requests: Counter<'api' | 'operation'>
   readonly duration: Histogram<'api' | 'operation' | 'outcome'>
   readonly errors: Counter<'api' | 'operation' | 'error_type'>
   readonly inFlight: Gauge<'api'>
   readonly attempts: Counter<'api' | 'status_code'>
-  readonly info: Gauge<'version' | 'sdk_version'>
   readonly emailSent: Counter<'source' | 'type'>
-  /** Registers a further metric the same way (webhook, queue), so `close()` removes it too. */
-  define: <M extends Metric<string>>(name: string, make: (registers: Registry[]) => M) => M
   /** Removes from the registry every metric this plugin created. */
   close: () => void
+}
+
+function factory (client: PromClient, created: string[]): MetricFactory {
+  const registry = client.register
+  const define = <M>(name: string, make: () => M): M => {
+    const existing = registry.getSingleMetric(name)
+    if (existing !== undefined) return existing as unknown as M
+    created.push(name)
+    // Registered by hand (`registers: []`): the client refuses exemplar-enabled metrics on a
+    // Prometheus-text registry at construction, though rendering just leaves exemplars out.
+    const metric = make()
+    registry.registerMetric(metric as unknown as Metric<string>)
+    return metric
+  }
+  return {
+    counter: (name, help, labelNames = []) => define(name, () => new client.Counter({ name, help, labelNames, registers: [] })),
+    gauge: (name, help, labelNames = [], collect) => define(name, () => new client.Gauge({
+      name, help, labelNames, registers: [], ...(collect === undefined ? {} : { collect () { collect(this) } })
+    })),
+    histogram: (name, help, labelNames, buckets, exemplars = false) => define(name, () => new client.Histogram({
+      name, help, labelNames, buckets: [...buckets], enableExemplars: exemplars, registers: []
+    }))
+  }
 }
 
 /**
@@ -51,64 +77,15 @@ export interface MetricsHandle {
  * already there (an earlier instance on a shared registry) is reused rather than clashing.
  */
 export function createMetrics (client: PromClient, versions: { version: string, sdkVersion: string }): MetricsHandle {
-  const registry = client.register
   const created: string[] = []
-  const define = <M extends Metric<string>>(name: string, make: (registers: Registry[]) => M): M => {
-    const existing = registry.getSingleMetric(name)
-    if (existing !== undefined) return existing as unknown as M
-    created.push(name)
-    // Registered by hand: the client refuses exemplar-enabled metrics on a Prometheus-text
-    // registry at construction, though rendering simply leaves exemplars out of that format.
-    const metric = make([])
-    registry.registerMetric(metric)
-    return metric
-  }
-
-  const requests = define('cio_api_requests_total', (registers) => new client.Counter({
-    name: 'cio_api_requests_total',
-    help: 'Customer.io SDK calls made through fastify.cio, by API and operation.',
-    labelNames: ['api', 'operation'] as const,
-    registers
-  }))
-  const duration = define('cio_api_request_duration_seconds', (registers) => new client.Histogram({
-    name: 'cio_api_request_duration_seconds',
-    help: 'Duration of Customer.io SDK calls, retries and backoff included.',
-    labelNames: ['api', 'operation', 'outcome'] as const,
-    buckets: [...DURATION_BUCKETS],
-    enableExemplars: true,
-    registers
-  }))
-  const errors = define('cio_api_errors_total', (registers) => new client.Counter({
-    name: 'cio_api_errors_total',
-    help: 'Failed Customer.io SDK calls, by error type.',
-    labelNames: ['api', 'operation', 'error_type'] as const,
-    registers
-  }))
-  const inFlight = define('cio_api_in_flight', (registers) => new client.Gauge({
-    name: 'cio_api_in_flight',
-    help: 'Customer.io SDK calls in progress.',
-    labelNames: ['api'] as const,
-    registers
-  }))
-  const attempts = define('cio_api_attempts_total', (registers) => new client.Counter({
-    name: 'cio_api_attempts_total',
-    help: "HTTP attempts to Customer.io, the SDK's own retries included, by status.",
-    labelNames: ['api', 'status_code'] as const,
-    registers
-  }))
-  const info = define('cio_info', (registers) => new client.Gauge({
-    name: 'cio_info',
-    help: 'Versions of fastify-customerio-observability and customerio-node; always 1.',
-    labelNames: ['version', 'sdk_version'] as const,
-    registers
-  }))
-
-  const emailSent = define('cio_email_sent_total', (registers) => new client.Counter({
-    name: 'cio_email_sent_total',
-    help: 'Emails sent: accepted by the API (source="api") or reported sent by webhook (source="webhook").',
-    labelNames: ['source', 'type'] as const,
-    registers
-  }))
+  const make = factory(client, created)
+  const requests = make.counter('cio_api_requests_total', 'Customer.io SDK calls made through fastify.cio, by API and operation.', ['api', 'operation'])
+  const duration = make.histogram('cio_api_request_duration_seconds', 'Duration of Customer.io SDK calls, retries and backoff included.', ['api', 'operation', 'outcome'], DURATION_BUCKETS, true)
+  const errors = make.counter('cio_api_errors_total', 'Failed Customer.io SDK calls, by error type.', ['api', 'operation', 'error_type'])
+  const inFlight = make.gauge('cio_api_in_flight', 'Customer.io SDK calls in progress.', ['api'])
+  const attempts = make.counter('cio_api_attempts_total', "HTTP attempts to Customer.io, the SDK's own retries included, by status.", ['api', 'status_code'])
+  const info = make.gauge('cio_info', 'Versions of fastify-customerio-observability and customerio-node; always 1.', ['version', 'sdk_version'])
+  const emailSent = make.counter('cio_email_sent_total', 'Emails sent: accepted by the API (source="api") or reported sent by webhook (source="webhook").', ['source', 'type'])
 
   // Known label sets exist from the start, so rates and ratios never see a missing series.
   for (const op of operations) requests.inc({ api: op.api, operation: op.label }, 0)
@@ -120,17 +97,15 @@ export function createMetrics (client: PromClient, versions: { version: string, 
   for (const source of ['api', 'webhook']) for (const type of EMAIL_TYPES) emailSent.inc({ source, type }, 0)
 
   return {
-    client,
+    ...make,
     requests,
     duration,
     errors,
     inFlight,
     attempts,
-    info,
     emailSent,
-    define,
     close () {
-      for (const name of created) registry.removeSingleMetric(name)
+      for (const name of created) client.register.removeSingleMetric(name)
     }
   }
 }
@@ -152,33 +127,19 @@ export interface WebhookMetrics {
 }
 
 /** The webhook route's metrics, created only when the route is. */
-export function createWebhookMetrics ({ client, define }: MetricsHandle): WebhookMetrics {
-  const counter = (name: string, help: string, labelNames: readonly string[] = []) =>
-    define(name, (registers) => new client.Counter({ name, help, labelNames, registers }))
-  const received = counter('cio_webhook_received_total', 'Verified reporting-webhook events, by object type and metric (unknown values as _other).', ['object_type', 'metric'])
-  const rejected = counter('cio_webhook_rejected_total', 'Webhook requests refused, by reason.', ['reason'])
+export function createWebhookMetrics ({ counter, gauge, histogram }: MetricFactory): WebhookMetrics {
   const metrics: WebhookMetrics = {
-    received,
-    rejected,
+    received: counter('cio_webhook_received_total', 'Verified reporting-webhook events, by object type and metric (unknown values as _other).', ['object_type', 'metric']),
+    rejected: counter('cio_webhook_rejected_total', 'Webhook requests refused, by reason.', ['reason']),
     duplicates: counter('cio_webhook_duplicates_total', 'Webhook events received again (same event_id) and not handed on.'),
     handlerErrors: counter('cio_webhook_handler_errors_total', 'Webhook events whose onEvent handler failed (answered 500, so Customer.io retries).'),
     bounced: counter('cio_email_bounced_total', 'Emails reported bounced by webhook.'),
     complained: counter('cio_email_complained_total', 'Emails reported as spam by webhook (metric "spammed").'),
-    lag: define('cio_webhook_lag_seconds', (registers) => new client.Histogram({
-      name: 'cio_webhook_lag_seconds',
-      help: 'Time from an event happening (its timestamp) to its webhook arriving.',
-      labelNames: ['object_type'],
-      buckets: [...LAG_BUCKETS],
-      registers
-    })),
-    lastReceived: define('cio_webhook_last_received_timestamp_seconds', (registers) => new client.Gauge({
-      name: 'cio_webhook_last_received_timestamp_seconds',
-      help: 'Unix time of the last verified webhook event.',
-      registers
-    }))
+    lag: histogram('cio_webhook_lag_seconds', 'Time from an event happening (its timestamp) to its webhook arriving.', ['object_type'], LAG_BUCKETS),
+    lastReceived: gauge('cio_webhook_last_received_timestamp_seconds', 'Unix time of the last verified webhook event.')
   }
-  for (const type of OBJECT_TYPES) for (const metric of METRICS_BY_OBJECT_TYPE[type]) received.inc({ object_type: type, metric }, 0)
-  for (const reason of WEBHOOK_REJECT_REASONS) rejected.inc({ reason }, 0)
+  for (const type of OBJECT_TYPES) for (const metric of METRICS_BY_OBJECT_TYPE[type]) metrics.received.inc({ object_type: type, metric }, 0)
+  for (const reason of WEBHOOK_REJECT_REASONS) metrics.rejected.inc({ reason }, 0)
   return metrics
 }
 
@@ -191,24 +152,12 @@ export interface QueueMetrics {
 }
 
 /** The queue's metrics, created only when the queue is; the depth is read at scrape time, not on every enqueue. */
-export function createQueueMetrics ({ client, define }: MetricsHandle, depth: () => number): QueueMetrics {
-  define('cio_queue_depth', (registers) => new client.Gauge({
-    name: 'cio_queue_depth',
-    help: 'Operations waiting in the queue.',
-    labelNames: ['queue'] as const,
-    registers,
-    collect () { this.set({ queue: 'track' }, depth()) }
-  }))
+export function createQueueMetrics ({ counter, gauge }: MetricFactory, depth: () => number): QueueMetrics {
+  gauge('cio_queue_depth', 'Operations waiting in the queue.', ['queue'], (g) => g.set({ queue: 'track' }, depth()))
   const metrics: QueueMetrics = {
-    capacity: define('cio_queue_capacity', (registers) => new client.Gauge({
-      name: 'cio_queue_capacity', help: 'Operations the queue can hold.', labelNames: ['queue'] as const, registers
-    })),
-    sent: define('cio_queue_sent_total', (registers) => new client.Counter({
-      name: 'cio_queue_sent_total', help: 'Queued operations accepted by Customer.io.', labelNames: ['queue'] as const, registers
-    })),
-    dropped: define('cio_queue_dropped_total', (registers) => new client.Counter({
-      name: 'cio_queue_dropped_total', help: 'Queued operations given up, by reason.', labelNames: ['queue', 'reason'] as const, registers
-    }))
+    capacity: gauge('cio_queue_capacity', 'Operations the queue can hold.', ['queue']),
+    sent: counter('cio_queue_sent_total', 'Queued operations accepted by Customer.io.', ['queue']),
+    dropped: counter('cio_queue_dropped_total', 'Queued operations given up, by reason.', ['queue', 'reason'])
   }
   metrics.sent.inc({ queue: 'track' }, 0)
   for (const reason of QUEUE_DROP_REASONS) metrics.dropped.inc({ queue: 'track', reason }, 0)

@@ -57,8 +57,13 @@ export function sanitize (value: unknown, secrets: readonly string[] = []): unkn
     return out
   }
   const walkError = (err: Error & { code?: unknown, statusCode?: unknown, cause?: unknown }, depth: number) => {
-    const out: Record<string, unknown> = { type: err.name, message: sanitizeString(err.message, secrets) }
-    if (err.stack !== undefined) out.stack = sanitizeString(err.stack, secrets)
+    const message = sanitizeString(err.message, secrets)
+    const out: Record<string, unknown> = { type: err.name, message }
+    if (err.stack !== undefined) {
+      // The frames are code locations; only the head repeats the message, so only it is scanned.
+      const head = `${err.name}: ${err.message}`
+      out.stack = err.stack.startsWith(head) ? `${err.name}: ${message}${err.stack.slice(head.length)}` : sanitizeString(err.stack, secrets)
+    }
     if (typeof err.code === 'string' || typeof err.code === 'number') out.code = err.code
     if (typeof err.statusCode === 'number') out.statusCode = err.statusCode
     if (err.cause !== undefined) out.cause = walk(err.cause, depth + 1)

@@ -66,6 +66,9 @@ t.test('errors become type/message/code/status with sanitised text and causes', 
   t.equal(out.cause.code, 'ECONNREFUSED')
   t.equal(out.cause.message, 'connect to [email] failed')
   t.notMatch(out.stack, /bob@/)
+  const custom = new Error('y')
+  custom.stack = 'rewritten by a framework: see bob@example.com\n    at somewhere'
+  t.equal((sanitize(custom) as { stack: string }).stack, 'rewritten by a framework: see [email]\n    at somewhere', 'a stack that does not start with the message is scanned whole')
   const bare = new Error('x')
   bare.stack = undefined
   t.same(sanitize(bare), { type: 'Error', message: 'x' })
