@@ -1,0 +1,26 @@
+import t from 'tap'
+import * as entry from '../lib/index.ts'
+import * as testing from '../lib/testing/index.ts'
+
+t.test('the package entry', async (t) => {
+  t.equal(entry.default, entry.cioObservability, 'default and named export are the plugin')
+  const meta = (entry.default as unknown as Record<symbol, { name: string, fastify: string }>)[Symbol.for('plugin-meta')]!
+  t.same({ name: meta.name, fastify: meta.fastify }, { name: 'fastify-customerio-observability', fastify: '5.x' })
+  t.equal((entry.default as unknown as Record<symbol, boolean>)[Symbol.for('skip-override')], true, 'decorators reach the app')
+  for (const name of ['CioInvalidOptionsError', 'CioNotConfiguredError', 'CioInvalidOperationError', 'CioWebhookSignatureMissingError',
+    'CioWebhookSignatureInvalidError', 'CioWebhookTimestampStaleError', 'CioWebhookMalformedError', 'CioWebhookTooLargeError',
+    'CioWebhookUnsupportedMediaTypeError', 'CioWebhookHandlerError'] as const) {
+    const err = new (entry[name] as new (...a: string[]) => Error & { code: string })('x', 'y')
+    t.match(err.code, /^FST_CIO_/, name)
+  }
+  t.ok(Array.isArray(entry.cioRedactPaths) && Object.isFrozen(entry.cioRedactPaths))
+  t.equal(entry.cioEnvSchema.type, 'object')
+  t.equal(entry.operations.length, 179)
+  t.ok(entry.ERROR_TYPES.includes('timeout'))
+  t.equal(typeof entry.sanitize, 'function')
+})
+
+t.test('the testing entry', async (t) => {
+  t.same(Object.keys(testing).sort(), ['CioSimulator', 'createCioSimulator', 'eventId', 'signWebhook', 'webhookEvent'])
+  t.match(testing.eventId(), /^[0-9A-HJKMNP-TV-Z]{26}$/, 'a ULID-shaped id')
+})
