@@ -4,9 +4,9 @@ import cioObservability from '../lib/index.ts'
 
 const [mode, key] = process.argv.slice(2)
 const app = Fastify()
-if (mode === 'bare') {
-  app.post('/webhooks/customerio', async (request) => ({ ok: typeof request.body === 'object' }))
-} else {
+// The bare route: parse the JSON body, answer. The signed server has it too, beside the webhook.
+app.post('/bare', async (request) => ({ ok: typeof request.body === 'object' }))
+if (mode === 'signed') {
   // No dedupe: the load generator reuses its bodies across rounds, and a duplicate is the cheaper path.
   await app.register(cioObservability, { webhook: { signingKeys: key!, dedupe: false }, queue: false, metrics: { defaultMetrics: false }, env: {} })
 }

@@ -208,8 +208,8 @@ function resolveDedupe (value: unknown): DedupeStore {
 
 function resolveKeys (value: unknown, fromEnv: string | undefined): readonly string[] {
   if (value === undefined) {
-    const keys = (fromEnv ?? '').split(',').map((key) => key.trim())
     if (fromEnv === undefined) invalid('webhook.signingKeys', 'is required (or CUSTOMERIO_WEBHOOK_SIGNING_KEY) unless webhook is false')
+    const keys = fromEnv.split(',').map((key) => key.trim())
     if (keys.some((key) => key === '')) invalid('CUSTOMERIO_WEBHOOK_SIGNING_KEY', 'must be a comma-separated list of non-empty keys')
     return Object.freeze(keys)
   }
