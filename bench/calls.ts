@@ -20,8 +20,15 @@ export async function benchCalls (): Promise<Row[]> {
   const raw = { track: new TrackClient(sim.siteId, sim.trackApiKey, defaults), app: new APIClient(sim.appApiKey, defaults) }
   const app = Fastify()
   await app.register(cioObservability, {
-    siteId: sim.siteId, trackApiKey: sim.trackApiKey, appApiKey: sim.appApiKey, region: sim.region,
-    client: { retry }, webhook: false, queue: false, metrics: { defaultMetrics: false }, env: {}
+    siteId: sim.siteId,
+    trackApiKey: sim.trackApiKey,
+    appApiKey: sim.appApiKey,
+    region: sim.region,
+    client: { retry },
+    webhook: false,
+    queue: false,
+    metrics: { defaultMetrics: false },
+    env: {}
   })
   await app.ready()
   const email = new SendEmailRequest({ to: 'person@example.com', identifiers: { id: 'p' }, transactional_message_id: 1 })

@@ -10,7 +10,12 @@ export async function benchQueue (): Promise<Row[]> {
   const sim = await createCioSimulator()
   const app = Fastify()
   await app.register(cioObservability, {
-    siteId: sim.siteId, trackApiKey: sim.trackApiKey, region: sim.region, webhook: false, metrics: { defaultMetrics: false }, env: {},
+    siteId: sim.siteId,
+    trackApiKey: sim.trackApiKey,
+    region: sim.region,
+    webhook: false,
+    metrics: { defaultMetrics: false },
+    env: {},
     queue: { maxSize: 10_000 }
   })
   await app.ready()

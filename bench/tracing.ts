@@ -20,8 +20,14 @@ export async function benchTracing (): Promise<Row[]> {
   const sim = await createCioSimulator()
   const app = Fastify()
   await app.register(cioObservability, {
-    siteId: sim.siteId, trackApiKey: sim.trackApiKey, region: sim.region, client: { retry: { maxRetries: 0 } },
-    webhook: false, queue: false, metrics: { defaultMetrics: false }, env: {}
+    siteId: sim.siteId,
+    trackApiKey: sim.trackApiKey,
+    region: sim.region,
+    client: { retry: { maxRetries: 0 } },
+    webhook: false,
+    queue: false,
+    metrics: { defaultMetrics: false },
+    env: {}
   })
   await app.ready()
   const calls = (on: boolean) => () => timed(async () => {

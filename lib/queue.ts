@@ -159,7 +159,8 @@ export class CioQueue {
     clearTimeout(this.#timer)
     this.#timer = setTimeout(() => {
       this.#timer = undefined
-      void this.#pump()
+      // Never rejects: a failed send is handled (retried or dropped) inside #sendBatch.
+      this.#pump()
     }, delay)
     this.#timer.unref()
   }

@@ -4,26 +4,45 @@ import { buildApp, simOptions, startSimulator } from './helpers.ts'
 
 interface Target { datasource: { type: string, uid: string }, refId: string, expr: string, legendFormat: string }
 interface Panel {
-  id: number, type: string, title: string, description?: string, datasource?: Target['datasource']
+  id: number,
+  type: string,
+  title: string,
+  description?: string,
+  datasource?: Target['datasource']
   gridPos: { h: number, w: number, x: number, y: number }
-  fieldConfig?: { defaults: { unit?: string } }, targets?: Target[], panels?: Panel[]
+  fieldConfig?: { defaults: { unit?: string } },
+  targets?: Target[],
+  panels?: Panel[]
 }
 interface Variable { type: string, name: string, label?: string, query: string | { query: string }, datasource?: Target['datasource'], refresh?: number, multi?: boolean, includeAll?: boolean }
 
 const raw = readFileSync(new URL('../monitoring/dashboard.json', import.meta.url), 'utf8')
 const dashboard = JSON.parse(raw) as {
-  uid: string, title: string, schemaVersion: number, editable: boolean, graphTooltip: number, tags: string[]
-  templating: { list: Variable[] }, panels: Panel[], time: object, __inputs?: unknown, __requires: Array<{ type: string, id: string }>
+  uid: string,
+  title: string,
+  schemaVersion: number,
+  editable: boolean,
+  graphTooltip: number,
+  tags: string[]
+  templating: { list: Variable[] },
+  panels: Panel[],
+  time: object,
+  __inputs?: unknown,
+  __requires: Array<{ type: string, id: string }>
 }
 const panels = dashboard.panels.filter((p) => p.type !== 'row')
 const targets = panels.flatMap((p) => p.targets!.map((target) => ({ panel: p.title, ...target })))
+
+// The literal Grafana variable reference, not a template string.
+// eslint-disable-next-line no-template-curly-in-string
+const DATASOURCE = { type: 'prometheus', uid: '${datasource}' }
 
 /** Unit ids Grafana knows (the subset of valueFormats that fits this dashboard). */
 const UNITS = new Set(['s', 'ms', 'percentunit', 'percent', 'reqps', 'ops', 'short', 'none', 'bytes'])
 const PANEL_TYPES = new Set(['timeseries', 'stat', 'bargauge', 'table', 'heatmap', 'gauge'])
 const COUNTERS = /\b(cio_[a-z_]+_total|cio_[a-z_]+_bucket)\b/g
 
-t.test('portable identity: fixed uid, no ${DS_*} inputs, classic JSON', async (t) => {
+t.test('portable identity: fixed uid, no DS_* inputs, classic JSON', async (t) => {
   t.equal(dashboard.uid, 'cio-observability')
   t.ok(dashboard.uid.length <= 40)
   t.equal(dashboard.__inputs, undefined)
@@ -44,7 +63,7 @@ t.test('template variables: one datasource, job and instance from the plugin\'s 
   const byName = Object.fromEntries(vars.map((v) => [v.name, v]))
   for (const name of ['job', 'instance']) {
     const v = byName[name]!
-    t.match(v, { type: 'query', multi: true, includeAll: true, refresh: 2, datasource: { uid: '${datasource}' } }, name)
+    t.match(v, { type: 'query', multi: true, includeAll: true, refresh: 2, datasource: { uid: DATASOURCE.uid } }, name)
   }
   t.match((byName.job!.query as { query: string }).query, /^label_values\(cio_info, job\)$/)
   t.match((byName.instance!.query as { query: string }).query, /job=~"\$job"/)
@@ -60,7 +79,7 @@ t.test('panels: known types, titles, descriptions, units, unique ids, a 24-colum
     t.ok(PANEL_TYPES.has(p.type), `${p.title}: ${p.type} is not an Angular panel`)
     t.ok(p.description !== undefined && p.description.length > 10, `${p.title}: has a description`)
     t.ok(UNITS.has(p.fieldConfig?.defaults.unit ?? ''), `${p.title}: has a valid unit`)
-    t.same(p.datasource, { type: 'prometheus', uid: '${datasource}' }, `${p.title}: datasource variable`)
+    t.same(p.datasource, DATASOURCE, `${p.title}: datasource variable`)
     t.ok(p.targets!.length > 0)
     t.equal(new Set(p.targets!.map((x) => x.refId)).size, p.targets!.length, `${p.title}: unique refIds`)
   }
@@ -73,7 +92,7 @@ t.test('panels: known types, titles, descriptions, units, unique ids, a 24-colum
 t.test('targets follow the dashboard-linter rules', async (t) => {
   for (const target of targets) {
     const where = `${target.panel} ${target.refId}`
-    t.same(target.datasource, { type: 'prometheus', uid: '${datasource}' }, `${where}: datasource variable`)
+    t.same(target.datasource, DATASOURCE, `${where}: datasource variable`)
     const selectors = target.expr.match(/cio_[a-z_]+\{[^}]*\}/g) ?? []
     t.ok(selectors.length > 0, `${where}: selects plugin metrics`)
     for (const s of selectors) t.match(s, /job=~"\$job",instance=~"\$instance"/, `${where}: job and instance matchers on ${s}`)

@@ -113,7 +113,7 @@ t.test('a real Prometheus scrapes the app: dashboard queries and rules return da
       t.ok(result.length > 0, `${panel.title} ${target.refId} returns data`)
     }
   }
-  t.ok((await api(`/api/v1/label/job/values?match[]=cio_info`) as string[]).includes(JOB), 'the job variable finds the app')
+  t.ok((await api('/api/v1/label/job/values?match[]=cio_info') as string[]).includes(JOB), 'the job variable finds the app')
   t.ok((await api(`/api/v1/label/instance/values?match[]=${encodeURIComponent(`cio_info{job=~"${JOB}"}`)}`) as string[]).length > 0, 'the instance variable finds it')
 
   const groups = (await api('/api/v1/rules') as { groups: Array<{ rules: Array<{ name: string, type: string, health: string, lastError?: string }> }> }).groups
