@@ -2,35 +2,19 @@
  * Instrumented fastify.cio calls against the raw customerio-node client, both over real HTTP
  * to the simulator at the same concurrency: throughput ratio and CPU added per call.
  */
-import Fastify from 'fastify'
 import { APIClient, SendEmailRequest, TrackClient } from 'customerio-node'
-import cioObservability from '../lib/index.ts'
-import { createCioSimulator } from '../lib/testing/index.ts'
 import { alternate, median, row, timed, type Row } from './harness.ts'
+import { simulatedApp } from './simulated-app.ts'
 
 const CALLS = 6_000
 const CONCURRENCY = 16
 
 export async function benchCalls (): Promise<Row[]> {
-  const sim = await createCioSimulator()
-  // The simulator records every request; a benchmark has no use for that.
   // A few fast retries on both sides: a keep-alive socket the server closed while idle can reset.
   const retry = { maxRetries: 2, minTimeoutMs: 1, maxTimeoutMs: 5 }
+  const { sim, app } = await simulatedApp({ client: { retry } })
   const defaults = { region: sim.region, retry }
   const raw = { track: new TrackClient(sim.siteId, sim.trackApiKey, defaults), app: new APIClient(sim.appApiKey, defaults) }
-  const app = Fastify()
-  await app.register(cioObservability, {
-    siteId: sim.siteId,
-    trackApiKey: sim.trackApiKey,
-    appApiKey: sim.appApiKey,
-    region: sim.region,
-    client: { retry },
-    webhook: false,
-    queue: false,
-    metrics: { defaultMetrics: false },
-    env: {}
-  })
-  await app.ready()
   const email = new SendEmailRequest({ to: 'person@example.com', identifiers: { id: 'p' }, transactional_message_id: 1 })
   const kinds: Record<string, (c: any) => Promise<unknown>> = {
     identify: (c: any) => c.identify('person-1', { plan: 'pro' }),

@@ -1,24 +1,11 @@
 /** The queue: enqueue rate, HTTP calls per 1 000 events, and RSS under a 1 000 000-enqueue burst. */
-import Fastify from 'fastify'
-import cioObservability from '../lib/index.ts'
-import { createCioSimulator } from '../lib/testing/index.ts'
 import { median, row, ROUNDS, type Row } from './harness.ts'
+import { simulatedApp } from './simulated-app.ts'
 
 const EVENTS = 100_000
 
 export async function benchQueue (): Promise<Row[]> {
-  const sim = await createCioSimulator()
-  const app = Fastify()
-  await app.register(cioObservability, {
-    siteId: sim.siteId,
-    trackApiKey: sim.trackApiKey,
-    region: sim.region,
-    webhook: false,
-    metrics: { defaultMetrics: false },
-    env: {},
-    queue: { maxSize: 10_000 }
-  })
-  await app.ready()
+  const { sim, app } = await simulatedApp({ appApiKey: undefined, queue: { maxSize: 10_000 } })
   const queue = app.cio.queue!
 
   // Sustained rate: bursts of 5 000 (half the capacity), draining between them as an app would.

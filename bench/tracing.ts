@@ -1,11 +1,9 @@
 /** Calls with tracing sampled out (an SDK present, nothing recorded) against tracing recording every call. */
-import Fastify from 'fastify'
 import { context, trace } from '@opentelemetry/api'
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks'
 import { BasicTracerProvider, InMemorySpanExporter, SamplingDecision, SimpleSpanProcessor, type Sampler } from '@opentelemetry/sdk-trace-base'
-import cioObservability from '../lib/index.ts'
-import { createCioSimulator } from '../lib/testing/index.ts'
 import { alternate, median, row, timed, type Row } from './harness.ts'
+import { simulatedApp } from './simulated-app.ts'
 
 const CALLS = 3_000
 
@@ -17,19 +15,7 @@ export async function benchTracing (): Promise<Row[]> {
   context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable())
   trace.setGlobalTracerProvider(new BasicTracerProvider({ sampler, spanProcessors: [new SimpleSpanProcessor(exporter)] }))
 
-  const sim = await createCioSimulator()
-  const app = Fastify()
-  await app.register(cioObservability, {
-    siteId: sim.siteId,
-    trackApiKey: sim.trackApiKey,
-    region: sim.region,
-    client: { retry: { maxRetries: 0 } },
-    webhook: false,
-    queue: false,
-    metrics: { defaultMetrics: false },
-    env: {}
-  })
-  await app.ready()
+  const { sim, app } = await simulatedApp({ appApiKey: undefined, client: { retry: { maxRetries: 0 } } })
   const calls = (on: boolean) => () => timed(async () => {
     recording = on
     let next = 0
