@@ -1,5 +1,5 @@
 import t from 'tap'
-import { randomBytes } from 'node:crypto'
+import { createHmac, randomBytes } from 'node:crypto'
 import { verifyRequestSignature } from 'customerio-node'
 import { computeSignature, verifySignature } from '../lib/webhook/verify.ts'
 import { signWebhook } from '../lib/testing/index.ts'
@@ -22,6 +22,29 @@ t.test('agrees with customerio-node\'s verifyRequestSignature', async (t) => {
     const ours = verifySignature({ signature, timestamp, body: Buffer.from(body), keys: [key] }).ok
     t.equal(ours, verifyRequestSignature({ signingSecret: key, timestamp, body, signature }), `case ${i}`)
   }
+})
+
+t.test('equals OpenSSL\'s HMAC-SHA256 for keys shorter than, equal to and longer than the block', async (t) => {
+  const body = Buffer.from(VECTOR_BODY)
+  // 64 bytes is SHA-256's block: longer keys are hashed first. 'é' is two UTF-8 bytes.
+  for (const length of [1, 2, 31, 32, 63, 64, 65, 100, 128, 129, 200]) {
+    for (const key of [randomBytes(length).toString('latin1').slice(0, length), 'é'.repeat(Math.ceil(length / 2)), 'k'.repeat(length)]) {
+      const expected = createHmac('sha256', key).update('v0:1767225600:').update(body).digest('hex')
+      t.equal(computeSignature(key, '1767225600', body), expected, `key of ${Buffer.byteLength(key)} bytes`)
+      t.same(verifySignature({ signature: expected, timestamp: '1767225600', body, keys: ['other', key] }), { ok: true })
+    }
+  }
+  t.equal(computeSignature(KEY, '1767225600', ''), createHmac('sha256', KEY).update('v0:1767225600:').digest('hex'), 'empty body')
+})
+
+t.test('the same keys array verifies the same way every time, and a changed copy is not confused with it', async (t) => {
+  const body = Buffer.from(VECTOR_BODY)
+  const headers = signWebhook(body, KEY, 1_767_225_600)
+  const keys = Object.freeze(['old-key', KEY])
+  const input = { signature: headers['x-cio-signature'], timestamp: headers['x-cio-timestamp'], body }
+  for (let i = 0; i < 3; i++) t.same(verifySignature({ ...input, keys }), { ok: true })
+  t.same(verifySignature({ ...input, keys: ['old-key', 'rotated-away'] }), { ok: false, reason: 'bad_signature' })
+  t.same(verifySignature({ ...input, keys }), { ok: true })
 })
 
 t.test('a distinct reason for each failure', async (t) => {
