@@ -41,8 +41,9 @@ export async function alternate<T> (baseline: () => Promise<T>, candidate: () =>
   return out
 }
 
-export function row (benchmark: string, measure: string, baseline: number | null, result: number, unit: string, goal: string, met: boolean): Row {
-  return { benchmark, measure, baseline, result, unit, ratio: baseline === null ? null : result / baseline, goal, met }
+/** `ratio` defaults to result / baseline; pass the median of per-round ratios where rounds drift. */
+export function row (benchmark: string, measure: string, baseline: number | null, result: number, unit: string, goal: string, met: boolean, ratio = baseline === null ? null : result / baseline): Row {
+  return { benchmark, measure, baseline, result, unit, ratio, goal, met }
 }
 
 /** Wall time and CPU time of `fn`, in milliseconds. */
