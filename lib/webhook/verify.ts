@@ -54,10 +54,12 @@ function digest (pads: Pads, timestamp: string, body: Buffer | string): Buffer {
   return hash('sha256', Buffer.concat([pads.outer, inner], BLOCK_BYTES + inner.length), 'buffer')
 }
 
-/** Pads per keys array: the route's frozen keys are padded once, not on every request. */
+/** Pads per frozen keys array: the route's keys are padded once, not on every request. */
 const padded = new WeakMap<readonly string[], readonly Pads[]>()
 
 function padsFor (keys: readonly string[]): readonly Pads[] {
+  // Only a frozen array is cached: one that can change must be padded afresh each time.
+  if (!Object.isFrozen(keys)) return keys.map(padsOf)
   let pads = padded.get(keys)
   if (pads === undefined) {
     pads = keys.map(padsOf)
