@@ -3,7 +3,8 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { AttemptObserver, CallScope } from './attempts.ts'
 import { classify, type ErrorType } from './classify.ts'
 import { CioNotConfiguredError } from './errors.ts'
-import { ERROR_LABEL_SETS, HISTOGRAM_LABEL_SETS, LabelBudget, type MetricsHandle } from './metrics.ts'
+import { CREDENTIALS } from './options.ts'
+import { ERROR_LABEL_SETS, HISTOGRAM_LABEL_SETS, LabelBudget, type MetricsHandle, type Outcome } from './metrics.ts'
 import { operations, type Api, type CioMethods, type Operation, type OperationName } from './operations.ts'
 import type { Server, Tracing } from './tracing.ts'
 
@@ -24,11 +25,6 @@ export interface ClientDeps {
 
 /** Every SDK method, promise-returning; see {@link CioMethods}. */
 export type CioClient = CioMethods
-
-const HOW_TO_CONFIGURE: Readonly<Record<Api, string>> = {
-  track: 'siteId and trackApiKey (CUSTOMERIO_SITE_ID, CUSTOMERIO_TRACK_API_KEY)',
-  app: 'appApiKey (CUSTOMERIO_APP_API_KEY)'
-}
 
 /** SDK calls that send exactly one email when they succeed. */
 const API_EMAILS: Partial<Record<OperationName, 'transactional'>> = { sendEmail: 'transactional' }
@@ -51,7 +47,7 @@ export function createClient (deps: ClientDeps): CioClient {
   function finish (scope: CallScope, start: number, errorType: ErrorType | undefined, result: unknown, error?: unknown): void {
     const { op } = scope
     const seconds = (performance.now() - start) / 1000
-    const outcome = errorType === undefined ? 'success' : 'error'
+    const outcome: Outcome = errorType === undefined ? 'success' : 'error'
     metrics.inFlight.dec({ api: op.api })
     metrics.requests.inc({ api: op.api, operation: op.label })
     metrics.duration.observe({
@@ -77,13 +73,14 @@ export function createClient (deps: ClientDeps): CioClient {
     const start = performance.now()
     const target = sdk[op.api] as Record<string, (...a: unknown[]) => Promise<unknown>> | undefined
     const server = servers[op.api]
-    const scope: CallScope = { op, server, span: tracing?.startCall(op, server), attempts: 0, statusCode: undefined }
+    const span = tracing?.startCall(op, server)
+    const scope: CallScope = { op, server, span, attempts: 0, statusCode: undefined }
     metrics.inFlight.inc({ api: op.api })
     let pending: Promise<unknown>
     try {
-      if (target === undefined) throw new CioNotConfiguredError(op.api === 'track' ? 'Track' : 'App', HOW_TO_CONFIGURE[op.api])
+      if (target === undefined) throw new CioNotConfiguredError(op.api === 'track' ? 'Track' : 'App', CREDENTIALS[op.api])
       const call = () => target[op.name](...args)
-      pending = observer.run(scope, scope.span === undefined ? call : () => tracing!.run(scope.span!, call))
+      pending = observer.run(scope, span === undefined ? call : () => span.run(call))
     } catch (err) {
       // The SDK validates arguments synchronously, before any promise exists.
       finish(scope, start, err instanceof CioNotConfiguredError ? 'not_configured' : 'invalid_argument', undefined, err)

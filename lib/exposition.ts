@@ -4,7 +4,33 @@ import baseClient from '@prometheus-io/client'
 import type { Metric } from '@prometheus-io/client'
 import type { PromClient } from './metrics.ts'
 import { CioInvalidOptionsError } from './errors.ts'
-import type { ResolvedOptions } from './options.ts'
+import { boolean, defaultsOf, path, resolveSection, type Rules, type Settings } from './validation.ts'
+
+export interface CioMetricsOptions {
+  /** Route that serves the scrape (Prometheus text or OpenMetrics by `Accept`). Default `/metrics`. */
+  endpoint?: string
+  /** Whether a fastify-metrics registered by this plugin collects Node.js process metrics. Default `true`. */
+  defaultMetrics?: boolean
+}
+
+const RULES = {
+  endpoint: path('/metrics'),
+  defaultMetrics: boolean(true)
+} satisfies Rules<CioMetricsOptions>
+
+export type MetricsSettings = Readonly<Omit<Settings<typeof RULES>, 'endpoint'> & {
+  /** `false` when `metrics: false`: the registry is still filled, the app exposes it. */
+  endpoint: string | false
+  /** Whether the caller set `metrics`, which conflicts with an already registered fastify-metrics. */
+  explicit: boolean
+}>
+
+export const METRICS_DEFAULTS = defaultsOf(RULES)
+
+export function resolveMetricsOptions (value: unknown): MetricsSettings {
+  if (value === false) return Object.freeze({ ...METRICS_DEFAULTS, endpoint: false, explicit: true })
+  return Object.freeze({ ...resolveSection('metrics', value, RULES), explicit: value !== undefined })
+}
 
 // fastify-metrics is CommonJS with `exports.default`: from ESM the plugin sits one level down.
 const fastifyMetrics = fastifyMetricsModule.default
@@ -38,7 +64,7 @@ function scopedClient (base: PromClient): PromClient {
  * place (strips `_total`), which would corrupt the Prometheus-text rendering of the same
  * metrics, so each metric is rendered through a view that carries the OpenMetrics name.
  */
-export async function renderOpenMetrics (client: PromClient): Promise<string> {
+async function renderOpenMetrics (client: PromClient): Promise<string> {
   const om = new client.Registry(client.Registry.OPENMETRICS_CONTENT_TYPE)
   for (const metric of client.register.getMetricsAsArray() as unknown as Array<Metric<string> & { name: string, type: string }>) {
     const view = {
@@ -59,7 +85,7 @@ function wantsOpenMetrics (request: FastifyRequest): boolean {
  * Makes sure fastify-metrics is registered (reusing an app's own registration, never
  * registering it twice) and returns the client whose registry holds every metric.
  */
-export async function setupExposition (fastify: FastifyInstance, metrics: ResolvedOptions['metrics']): Promise<PromClient> {
+export async function setupExposition (fastify: FastifyInstance, metrics: MetricsSettings): Promise<PromClient> {
   if (fastify.hasDecorator('metrics')) {
     if (metrics.explicit) {
       throw new CioInvalidOptionsError('metrics', 'fastify-metrics is already registered and serves its own route; leave this option out')

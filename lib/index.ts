@@ -5,11 +5,12 @@ import { APIClient, TrackClient, RegionEU, RegionUS } from 'customerio-node'
 import { AttemptObserver } from './attempts.ts'
 import { createClient, type CioClient } from './client.ts'
 import { setupExposition } from './exposition.ts'
-import { createMetrics, createQueueMetrics, createWebhookMetrics } from './metrics.ts'
-import { CioQueue } from './queue.ts'
+import { createMetrics } from './metrics.ts'
 import { resolveOptions, type CioObservabilityOptions, type ResolvedOptions } from './options.ts'
+import { CioQueue } from './queue/queue.ts'
 import { sanitize } from './redact.ts'
 import { loadTracing, serverOf } from './tracing.ts'
+import { createWebhookMetrics } from './webhook/metrics.ts'
 import { registerWebhookRoute } from './webhook/route.ts'
 
 const readVersion = (url: URL): string => (JSON.parse(readFileSync(url, 'utf8')) as { version: string }).version
@@ -28,7 +29,7 @@ declare module 'fastify' {
 
 /** Values that must never reach a log line, span or error message. */
 function secretsOf (options: ResolvedOptions): string[] {
-  const keys = options.webhook === false ? [] : options.webhook.keys
+  const keys = options.webhook === false ? [] : options.webhook.signingKeys
   return [options.track?.apiKey, options.appApiKey, ...keys].filter((s): s is string => s !== undefined)
 }
 
@@ -65,7 +66,7 @@ const cioObservabilityPlugin: FastifyPluginAsync<CioObservabilityOptions> = asyn
   })
   const queue: CioQueue | undefined = options.queue === false
     ? undefined
-    : new CioQueue(options.queue, (operations) => cio.batch(operations as never), createQueueMetrics(metrics, () => queue!.depth), log)
+    : new CioQueue(options.queue, (operations) => cio.batch(operations as never), metrics, log)
   fastify.decorate('cio', Object.freeze({ ...cio, queue }))
   // The queue flushes first, while calls are still observed.
   fastify.addHook('onClose', async () => {
@@ -105,10 +106,14 @@ export {
   CioWebhookHandlerError, CioInvalidOperationError
 } from './errors.ts'
 export { cioEnvSchema } from './options.ts'
-export type { CioObservabilityOptions, CioClientOptions, CioMetricsOptions, CioWebhookOptions, CioQueueOptions, LogLevel } from './options.ts'
-export type { CioQueue, BatchOperation, DropReason } from './queue.ts'
+export type { CioObservabilityOptions, CioClientOptions, LogLevel } from './options.ts'
+export type { CioMetricsOptions } from './exposition.ts'
+export type { CioWebhookOptions } from './webhook/options.ts'
+export type { CioQueueOptions, BatchOperation, DropReason } from './queue/options.ts'
+export type { CioQueue } from './queue/queue.ts'
 export type { CioWebhookEvent, EventData, Identifiers, ObjectType } from './webhook/events.ts'
 export type { DedupeStore } from './webhook/dedupe.ts'
+export { verifyCioWebhook, type VerifyCioWebhookInput } from './webhook/verify.ts'
 export { cioRedactPaths, sanitize } from './redact.ts'
 export { ERROR_TYPES, type ErrorType } from './classify.ts'
 export type { CioClient } from './client.ts'

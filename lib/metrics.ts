@@ -1,13 +1,12 @@
 import type { Counter, Gauge, Histogram, Metric } from '@prometheus-io/client'
 import type promClient from '@prometheus-io/client'
 import { ATTEMPT_STATUSES } from './classify.ts'
-import { operations } from './operations.ts'
-import { EMAIL_TYPES, METRICS_BY_OBJECT_TYPE, OBJECT_TYPES } from './webhook/events.ts'
+import { APIS, operations } from './operations.ts'
+import { EMAIL_TYPES } from './webhook/events.ts'
 
 export type PromClient = typeof promClient
 
-export const DURATION_BUCKETS = Object.freeze([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30])
-const APIS = ['track', 'app'] as const
+const DURATION_BUCKETS = Object.freeze([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30])
 
 /**
  * Histogram and error label sets are admitted first come, first served up to these caps;
@@ -16,7 +15,9 @@ const APIS = ['track', 'app'] as const
  */
 export const HISTOGRAM_LABEL_SETS = 64
 export const ERROR_LABEL_SETS = 256
-export const OTHER = '_other'
+const OTHER = '_other'
+export type Outcome = 'success' | 'error'
+const EMAIL_SOURCES = ['api', 'webhook'] as const
 
 /** Admits at most `max` distinct keys; the rest fold into `_other`. */
 export class LabelBudget {
@@ -94,7 +95,7 @@ export function createMetrics (client: PromClient, versions: { version: string, 
     for (const status of ATTEMPT_STATUSES) attempts.inc({ api, status_code: status }, 0)
   }
   info.set({ version: versions.version, sdk_version: versions.sdkVersion }, 1)
-  for (const source of ['api', 'webhook']) for (const type of EMAIL_TYPES) emailSent.inc({ source, type }, 0)
+  for (const source of EMAIL_SOURCES) for (const type of EMAIL_TYPES) emailSent.inc({ source, type }, 0)
 
   return {
     ...make,
@@ -108,58 +109,4 @@ export function createMetrics (client: PromClient, versions: { version: string, 
       for (const name of created) client.register.removeSingleMetric(name)
     }
   }
-}
-
-export const WEBHOOK_REJECT_REASONS = ['missing_signature', 'bad_signature', 'stale_timestamp', 'malformed', 'too_large', 'unsupported_media_type'] as const
-export type WebhookRejectReason = (typeof WEBHOOK_REJECT_REASONS)[number]
-/** Event lag spans seconds to Customer.io's 7-day retry window. */
-export const LAG_BUCKETS = Object.freeze([1, 5, 15, 60, 300, 900, 3600, 14_400, 86_400, 604_800])
-
-export interface WebhookMetrics {
-  readonly received: Counter<'object_type' | 'metric'>
-  readonly rejected: Counter<'reason'>
-  readonly duplicates: Counter<string>
-  readonly handlerErrors: Counter<string>
-  readonly lag: Histogram<'object_type'>
-  readonly lastReceived: Gauge<string>
-  readonly bounced: Counter<string>
-  readonly complained: Counter<string>
-}
-
-/** The webhook route's metrics, created only when the route is. */
-export function createWebhookMetrics ({ counter, gauge, histogram }: MetricFactory): WebhookMetrics {
-  const metrics: WebhookMetrics = {
-    received: counter('cio_webhook_received_total', 'Verified reporting-webhook events, by object type and metric (unknown values as _other).', ['object_type', 'metric']),
-    rejected: counter('cio_webhook_rejected_total', 'Webhook requests refused, by reason.', ['reason']),
-    duplicates: counter('cio_webhook_duplicates_total', 'Webhook events received again (same event_id) and not handed on.'),
-    handlerErrors: counter('cio_webhook_handler_errors_total', 'Webhook events whose onEvent handler failed (answered 500, so Customer.io retries).'),
-    bounced: counter('cio_email_bounced_total', 'Emails reported bounced by webhook.'),
-    complained: counter('cio_email_complained_total', 'Emails reported as spam by webhook (metric "spammed").'),
-    lag: histogram('cio_webhook_lag_seconds', 'Time from an event happening (its timestamp) to its webhook arriving.', ['object_type'], LAG_BUCKETS),
-    lastReceived: gauge('cio_webhook_last_received_timestamp_seconds', 'Unix time of the last verified webhook event.')
-  }
-  for (const type of OBJECT_TYPES) for (const metric of METRICS_BY_OBJECT_TYPE[type]) metrics.received.inc({ object_type: type, metric }, 0)
-  for (const reason of WEBHOOK_REJECT_REASONS) metrics.rejected.inc({ reason }, 0)
-  return metrics
-}
-
-export const QUEUE_DROP_REASONS = ['overflow', 'too_large', 'rejected', 'exhausted', 'shutdown'] as const
-
-export interface QueueMetrics {
-  readonly capacity: Gauge<'queue'>
-  readonly sent: Counter<'queue'>
-  readonly dropped: Counter<'queue' | 'reason'>
-}
-
-/** The queue's metrics, created only when the queue is; the depth is read at scrape time, not on every enqueue. */
-export function createQueueMetrics ({ counter, gauge }: MetricFactory, depth: () => number): QueueMetrics {
-  gauge('cio_queue_depth', 'Operations waiting in the queue.', ['queue'], (g) => g.set({ queue: 'track' }, depth()))
-  const metrics: QueueMetrics = {
-    capacity: gauge('cio_queue_capacity', 'Operations the queue can hold.', ['queue']),
-    sent: counter('cio_queue_sent_total', 'Queued operations accepted by Customer.io.', ['queue']),
-    dropped: counter('cio_queue_dropped_total', 'Queued operations given up, by reason.', ['queue', 'reason'])
-  }
-  metrics.sent.inc({ queue: 'track' }, 0)
-  for (const reason of QUEUE_DROP_REASONS) metrics.dropped.inc({ queue: 'track', reason }, 0)
-  return metrics
 }

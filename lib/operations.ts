@@ -1,7 +1,8 @@
 import type { APIClient, TrackClient } from 'customerio-node'
 
 /** Which Customer.io API (and so which credentials) a method uses. */
-export type Api = 'track' | 'app'
+export const APIS = ['track', 'app'] as const
+export type Api = (typeof APIS)[number]
 export type HttpMethod = 'GET' | 'PUT' | 'POST' | 'DELETE'
 
 /**

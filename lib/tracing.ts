@@ -21,6 +21,14 @@ export function serverOf (url: string): Server {
 export interface CallSpan {
   readonly span: Span
   readonly context: Context
+  /** Runs `fn` with this span active, so the HTTP attempts inside are its children. */
+  run: <T>(fn: () => T) => T
+}
+
+/** The span of one webhook event: `onEvent` runs inside it; it ends once, failed or not. */
+export interface WebhookSpan {
+  run: <T>(fn: () => T) => T
+  end: (error?: unknown) => void
 }
 
 export interface CallOutcome {
@@ -64,11 +72,8 @@ export class Tracing {
   /** Without an SDK spans do not record: callers then skip all tracing work. */
   #recording (span: Span): CallSpan | undefined {
     if (!span.isRecording()) return undefined
-    return { span, context: this.#api.trace.setSpan(this.#api.context.active(), span) }
-  }
-
-  run<T>(call: CallSpan, fn: () => T): T {
-    return this.#api.context.with(call.context, fn)
+    const context = this.#api.trace.setSpan(this.#api.context.active(), span)
+    return { span, context, run: (fn) => this.#api.context.with(context, fn) }
   }
 
   /** One child span per HTTP attempt, so the SDK's retries are visible. */
@@ -95,33 +100,41 @@ export class Tracing {
   endCall ({ span }: CallSpan, outcome: CallOutcome): void {
     if (outcome.statusCode !== undefined) span.setAttribute('http.response.status_code', outcome.statusCode)
     if (outcome.deliveryId !== undefined) span.setAttribute('customerio.delivery_id', outcome.deliveryId)
-    if (outcome.errorType !== undefined) {
-      span.setAttribute('error.type', outcome.errorType)
-      // The SDK rejects with Error objects only; a foreign dispatcher might not.
-      const err = outcome.error instanceof Error ? outcome.error : new Error(String(outcome.error))
-      const message = sanitizeString(err.message, this.#secrets)
-      span.recordException({ name: err.name, message })
-      span.setStatus({ code: this.#api.SpanStatusCode.ERROR, message })
-    }
+    if (outcome.errorType !== undefined) this.#fail(span, outcome.errorType, outcome.error)
     span.end()
+  }
+
+  /** Marks a span failed: `error.type`, status ERROR, and the exception with a sanitised message. */
+  #fail (span: Span, errorType: string, error: unknown): void {
+    span.setAttribute('error.type', errorType)
+    // The SDK rejects with Error objects only; a foreign dispatcher or handler might not.
+    const err = error instanceof Error ? error : new Error(String(error))
+    const message = sanitizeString(err.message, this.#secrets)
+    span.recordException({ name: err.name, message })
+    span.setStatus({ code: this.#api.SpanStatusCode.ERROR, message })
   }
 
   /**
    * The span of one verified webhook event, under the active request span. Only ids and the
    * bounded labels go on it, never recipients, addresses or content.
    */
-  startWebhook (labels: EventLabels, eventId: string, deliveryId: unknown): CallSpan | undefined {
+  startWebhook (labels: EventLabels, eventId: string, deliveryId: unknown): WebhookSpan | undefined {
     const span = this.#tracer.startSpan(`customerio.webhook ${labels.objectType}.${labels.metric}`, {
       kind: this.#api.SpanKind.CONSUMER,
       attributes: { 'customerio.webhook.object_type': labels.objectType, 'customerio.webhook.metric': labels.metric }
     })
     const call = this.#recording(span)
+    if (call === undefined) return undefined
     // The ids come from the request body: sanitised, and only when something records them.
-    if (call !== undefined) {
-      span.setAttribute('customerio.webhook.event_id', sanitizeString(eventId, this.#secrets))
-      if (typeof deliveryId === 'string') span.setAttribute('customerio.delivery_id', sanitizeString(deliveryId, this.#secrets))
+    span.setAttribute('customerio.webhook.event_id', sanitizeString(eventId, this.#secrets))
+    if (typeof deliveryId === 'string') span.setAttribute('customerio.delivery_id', sanitizeString(deliveryId, this.#secrets))
+    return {
+      run: call.run,
+      end: (error?: unknown) => {
+        if (error !== undefined) this.#fail(span, 'handler_error', error)
+        span.end()
+      }
     }
-    return call
   }
 
   /** Exemplar labels linking a latency observation to its trace. */

@@ -2,7 +2,8 @@ import t from 'tap'
 import { randomBytes } from 'node:crypto'
 import { ATTEMPT_STATUSES, ERROR_TYPES } from '../lib/classify.ts'
 import { operations } from '../lib/operations.ts'
-import { QUEUE_DROP_REASONS, WEBHOOK_REJECT_REASONS } from '../lib/metrics.ts'
+import { DROP_REASONS } from '../lib/queue/options.ts'
+import { REJECT_REASONS } from '../lib/webhook/metrics.ts'
 import { EMAIL_TYPES, METRICS, METRICS_BY_OBJECT_TYPE, OBJECT_TYPES } from '../lib/webhook/events.ts'
 import { signWebhook, webhookEvent } from '../lib/testing/index.ts'
 import { argsFor } from './fixtures/sdk-args.ts'
@@ -22,7 +23,7 @@ const CLOSED: Record<string, ReadonlySet<string>> = {
   type: new Set(EMAIL_TYPES),
   object_type: new Set([...OBJECT_TYPES, '_other']),
   metric: new Set([...METRICS, '_other']),
-  reason: new Set([...WEBHOOK_REJECT_REASONS, ...QUEUE_DROP_REASONS]),
+  reason: new Set([...REJECT_REASONS, ...DROP_REASONS]),
   queue: new Set(['track'])
 }
 

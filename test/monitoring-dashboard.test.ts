@@ -107,7 +107,7 @@ t.test('targets follow the dashboard-linter rules', async (t) => {
   }
 })
 
-t.test('the dashboard covers what the issue asks for', async (t) => {
+t.test('the dashboard shows latency quantiles, errors, throttling, in-flight calls, the email funnel, webhooks and the queue', async (t) => {
   const exprs = targets.map((x) => x.expr).join('\n')
   for (const needle of [
     'histogram_quantile(0.5,', 'histogram_quantile(0.95,', 'histogram_quantile(0.99,', 'cio_api_requests_total', 'by (error_type)',

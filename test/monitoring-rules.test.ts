@@ -28,7 +28,7 @@ t.test('promtool: every unit test in alerts.test.yml passes', { skip: noPromtool
   t.equal(run.status, 0, run.stdout + run.stderr)
 })
 
-t.test('the seed\'s four and the issue\'s alerts exist', async (t) => {
+t.test('the recipe\'s four alerts (error ratio, p99 latency, bounce and spam rates) and the plugin\'s own alerts exist', async (t) => {
   t.same(alerts.map((a) => a.alert).sort(), [
     'CustomerioApiErrorBudgetFastBurn', 'CustomerioApiErrorBudgetSlowBurn', 'CustomerioApiHighErrorRatio', 'CustomerioApiHighLatency',
     'CustomerioApiThrottled', 'CustomerioEmailHighBounceRate', 'CustomerioEmailHighSpamComplaintRate', 'CustomerioQueueDropping',

@@ -69,7 +69,7 @@ t.test('options must be an object', async (t) => {
 t.test('explicit options win over the environment; the environment fills the rest', async (t) => {
   const env = { CUSTOMERIO_SITE_ID: 'env-site', CUSTOMERIO_TRACK_API_KEY: 'env-key', CUSTOMERIO_APP_API_KEY: 'env-app', CUSTOMERIO_REGION: 'eu', CUSTOMERIO_LOG_LEVEL: 'error' }
   const fromEnv = resolveOptions({ env: { ...env, CUSTOMERIO_WEBHOOK_SIGNING_KEY: 'k1, k2' } })
-  t.same(fromEnv.webhook !== false && fromEnv.webhook.keys, ['k1', 'k2'], 'comma-separated keys, trimmed')
+  t.same(fromEnv.webhook !== false && fromEnv.webhook.signingKeys, ['k1', 'k2'], 'comma-separated keys, trimmed')
   t.same(fromEnv.track, { siteId: 'env-site', apiKey: 'env-key' })
   t.equal(fromEnv.appApiKey, 'env-app')
   t.equal(fromEnv.region, RegionEU)
@@ -102,7 +102,7 @@ t.test('caller options are never mutated', async (t) => {
   t.not(resolved.client.retry, options.client.retry, 'retry is copied')
   t.same(resolved.metrics, { endpoint: '/m', defaultMetrics: true, explicit: true })
   t.ok(Object.isFrozen(resolved))
-  t.same(resolved.webhook !== false && resolved.webhook.keys, ['a', 'b'])
+  t.same(resolved.webhook !== false && resolved.webhook.signingKeys, ['a', 'b'])
 })
 
 t.test('cioEnvSchema works with env-schema / @fastify/env', async (t) => {

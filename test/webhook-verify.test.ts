@@ -1,8 +1,14 @@
 import t from 'tap'
 import { createHmac, randomBytes } from 'node:crypto'
 import { verifyRequestSignature } from 'customerio-node'
-import { computeSignature, verifySignature } from '../lib/webhook/verify.ts'
-import { signWebhook } from '../lib/testing/index.ts'
+import { execFileSync } from 'node:child_process'
+import { computeSignature, createWebhookVerifier, type SignedRequest } from '../lib/webhook/verify.ts'
+import { verifyCioWebhook } from '../lib/index.ts'
+import { signWebhook, webhookEvent } from '../lib/testing/index.ts'
+
+/** One-shot verification: prepares a verifier for the keys and checks one request. */
+const verifySignature = ({ keys, toleranceSeconds, ...request }: SignedRequest & { keys: readonly string[], toleranceSeconds?: number }) =>
+  createWebhookVerifier(keys, toleranceSeconds)(request)
 
 const KEY = 'cio-test-signing-key'
 const VECTOR_BODY = '{"event_id":"01JGZ8K3M4N5P6Q7R8S9T0V1W2","object_type":"email","metric":"delivered","timestamp":1767225590,"data":{}}'
@@ -37,18 +43,16 @@ t.test('equals OpenSSL\'s HMAC-SHA256 for keys shorter than, equal to and longer
   t.equal(computeSignature(KEY, '1767225600', ''), createHmac('sha256', KEY).update('v0:1767225600:').digest('hex'), 'empty body')
 })
 
-t.test('the same keys array verifies the same way every time, and a changed one is not confused with it', async (t) => {
+t.test('a prepared verifier reads its keys once: it verifies the same way every time and ignores later changes to the array', async (t) => {
   const body = Buffer.from(VECTOR_BODY)
   const headers = signWebhook(body, KEY, 1_767_225_600)
-  const keys = Object.freeze(['old-key', KEY])
-  const input = { signature: headers['x-cio-signature'], timestamp: headers['x-cio-timestamp'], body }
-  for (let i = 0; i < 3; i++) t.same(verifySignature({ ...input, keys }), { ok: true })
-  t.same(verifySignature({ ...input, keys: ['old-key', 'rotated-away'] }), { ok: false, reason: 'bad_signature' })
-  t.same(verifySignature({ ...input, keys }), { ok: true })
-  const mutable = [KEY]
-  t.same(verifySignature({ ...input, keys: mutable }), { ok: true })
-  mutable[0] = 'rotated-away'
-  t.same(verifySignature({ ...input, keys: mutable }), { ok: false, reason: 'bad_signature' }, 'a mutable array is read afresh')
+  const request = { signature: headers['x-cio-signature'], timestamp: headers['x-cio-timestamp'], body }
+  const keys = ['old-key', KEY]
+  const verify = createWebhookVerifier(keys)
+  for (let i = 0; i < 3; i++) t.same(verify(request), { ok: true })
+  keys[1] = 'rotated-away'
+  t.same(verify(request), { ok: true }, 'the keys were copied when it was prepared')
+  t.same(createWebhookVerifier(keys)(request), { ok: false, reason: 'bad_signature' }, 'a verifier prepared from the changed keys refuses')
 })
 
 t.test('a distinct reason for each failure', async (t) => {
@@ -81,4 +85,30 @@ t.test('optional tolerance, symmetric, with an injectable clock; stale only for 
   t.same(verifySignature({ signature: headers['x-cio-signature'], timestamp: headers['x-cio-timestamp'], body, keys: [KEY] }), { ok: true }, 'no age limit by default')
   const fresh = signWebhook(body, KEY)
   t.same(verifySignature({ signature: fresh['x-cio-signature'], timestamp: fresh['x-cio-timestamp'], body, keys: [KEY], toleranceSeconds: 5 }), { ok: true }, 'the real clock by default')
+})
+
+/** An independent signer: OpenSSL's command line, not Node's crypto. */
+function opensslSign (key: string, timestamp: string, body: string): string {
+  const out = execFileSync('openssl', ['dgst', '-sha256', '-hmac', key], { input: `v0:${timestamp}:${body}` }).toString()
+  return out.trim().split(/\s+/).at(-1)!
+}
+
+t.test('verifyCioWebhook returns the event signed by an independent signer, or throws the route\'s errors', async (t) => {
+  const event = webhookEvent('email', 'delivered')
+  const body = JSON.stringify(event)
+  const timestamp = '1767225600'
+  const headers = { 'x-cio-timestamp': timestamp, 'x-cio-signature': opensslSign(KEY, timestamp, body) }
+  t.same(verifyCioWebhook({ body, headers, signingKeys: KEY }), event, 'a string body and a Node headers record')
+  t.same(verifyCioWebhook({ body: Buffer.from(body), headers: new Headers(headers), signingKeys: ['old', KEY] }), event, 'a Buffer and fetch Headers, any key of a rotation')
+  const cases: Array<[string, Parameters<typeof verifyCioWebhook>[0], string]> = [
+    ['no headers', { body, headers: {}, signingKeys: KEY }, 'FST_CIO_WEBHOOK_SIGNATURE_MISSING'],
+    ['no fetch Headers', { body, headers: new Headers(), signingKeys: KEY }, 'FST_CIO_WEBHOOK_SIGNATURE_MISSING'],
+    ['wrong key', { body, headers, signingKeys: 'other' }, 'FST_CIO_WEBHOOK_SIGNATURE_INVALID'],
+    ['tampered', { body: body.replace('delivered', 'bounced'), headers, signingKeys: KEY }, 'FST_CIO_WEBHOOK_SIGNATURE_INVALID'],
+    ['stale', { body, headers, signingKeys: KEY, toleranceSeconds: 300, now: (Number(timestamp) + 301) * 1000 }, 'FST_CIO_WEBHOOK_TIMESTAMP_STALE']
+  ]
+  for (const [name, input, code] of cases) t.throws(() => verifyCioWebhook(input), { code, statusCode: 401 }, name)
+  t.same(verifyCioWebhook({ body, headers, signingKeys: KEY, toleranceSeconds: 300, now: Number(timestamp) * 1000 }), event, 'within the tolerance')
+  const notJson = 'not json'
+  t.throws(() => verifyCioWebhook({ body: notJson, headers: { 'x-cio-timestamp': timestamp, 'x-cio-signature': opensslSign(KEY, timestamp, notJson) }, signingKeys: KEY }), { code: 'FST_CIO_WEBHOOK_MALFORMED' })
 })

@@ -1,3 +1,6 @@
+import { CioWebhookMalformedError } from '../errors.ts'
+import { isObject } from '../validation.ts'
+
 /**
  * Customer.io reporting-webhook events: every documented object_type and its metrics,
  * the envelope check, and the closed label values derived from an event.
@@ -85,15 +88,12 @@ export function emailTypeOf (data: EventData): EmailType {
   return 'unknown'
 }
 
-const isObject = (value: unknown): value is Record<string, unknown> =>
-  typeof value === 'object' && value !== null && !Array.isArray(value)
-
 /**
  * Checks the envelope every event has (`event_id`, `object_type`, `metric`, `timestamp`,
  * `data`) and returns the first field at fault, or undefined when it is well-formed.
  * Unknown fields and unknown enum values pass: Customer.io adds them without notice.
  */
-export function envelopeProblem (value: unknown): string | undefined {
+function envelopeProblem (value: unknown): string | undefined {
   if (!isObject(value)) return 'body'
   if (typeof value.event_id !== 'string' || value.event_id.length === 0 || value.event_id.length > 256) return 'event_id'
   if (typeof value.object_type !== 'string' || value.object_type.length === 0) return 'object_type'
@@ -101,4 +101,17 @@ export function envelopeProblem (value: unknown): string | undefined {
   if (typeof value.timestamp !== 'number' || !Number.isInteger(value.timestamp) || value.timestamp < 0) return 'timestamp'
   if (!isObject(value.data)) return 'data'
   return undefined
+}
+
+/** The event in a verified body; throws `FST_CIO_WEBHOOK_MALFORMED` naming the field at fault. */
+export function parseEvent (body: Buffer | string): CioWebhookEvent {
+  let value: unknown
+  try {
+    value = JSON.parse(typeof body === 'string' ? body : body.toString('utf8'))
+  } catch {
+    throw new CioWebhookMalformedError('body is not JSON')
+  }
+  const problem = envelopeProblem(value)
+  if (problem !== undefined) throw new CioWebhookMalformedError(`${problem} is missing or invalid`)
+  return value as CioWebhookEvent
 }

@@ -1,17 +1,14 @@
 import type { FastifyBaseLogger, FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import {
-  CioWebhookHandlerError, CioWebhookMalformedError, CioWebhookSignatureInvalidError, CioWebhookSignatureMissingError,
-  CioWebhookTimestampStaleError, CioWebhookTooLargeError, CioWebhookUnsupportedMediaTypeError
-} from '../errors.ts'
-import type { WebhookMetrics, WebhookRejectReason } from '../metrics.ts'
-import type { ResolvedOptions } from '../options.ts'
+import { CioWebhookHandlerError, CioWebhookMalformedError, CioWebhookTooLargeError, CioWebhookUnsupportedMediaTypeError } from '../errors.ts'
 import { sanitizeString } from '../redact.ts'
 import type { Tracing } from '../tracing.ts'
-import { emailTypeOf, envelopeProblem, labelsOf, type CioWebhookEvent, type EventLabels } from './events.ts'
-import { verifySignature } from './verify.ts'
+import { emailTypeOf, labelsOf, parseEvent, type CioWebhookEvent, type EventLabels } from './events.ts'
+import type { RejectReason, WebhookMetrics } from './metrics.ts'
+import type { WebhookSettings } from './options.ts'
+import { createWebhookVerifier, VERIFY_ERRORS } from './verify.ts'
 
 export interface WebhookDeps {
-  readonly options: Exclude<ResolvedOptions['webhook'], false>
+  readonly options: WebhookSettings
   readonly metrics: WebhookMetrics
   readonly emailSent: { inc: (labels: { source: string, type: string }) => void }
   readonly tracing: Tracing | undefined
@@ -19,10 +16,8 @@ export interface WebhookDeps {
   readonly secrets: readonly string[]
 }
 
-const REFUSALS: Readonly<Record<WebhookRejectReason, () => Error>> = {
-  missing_signature: () => new CioWebhookSignatureMissingError(),
-  bad_signature: () => new CioWebhookSignatureInvalidError(),
-  stale_timestamp: () => new CioWebhookTimestampStaleError(),
+const REFUSALS: Readonly<Record<RejectReason, () => Error>> = {
+  ...VERIFY_ERRORS,
   malformed: () => new CioWebhookMalformedError('body is not JSON'),
   too_large: () => new CioWebhookTooLargeError(),
   unsupported_media_type: () => new CioWebhookUnsupportedMediaTypeError()
@@ -47,7 +42,7 @@ const ERROR_SCHEMA = {
 }
 
 /** Fastify's own body errors, as refusal reasons; any other error before the handler is a bad body. */
-const BODY_ERRORS: Readonly<Record<string, WebhookRejectReason>> = {
+const BODY_ERRORS: Readonly<Record<string, RejectReason>> = {
   FST_ERR_CTP_BODY_TOO_LARGE: 'too_large',
   FST_ERR_CTP_INVALID_MEDIA_TYPE: 'unsupported_media_type'
 }
@@ -58,10 +53,11 @@ const BODY_ERRORS: Readonly<Record<string, WebhookRejectReason>> = {
  */
 export async function registerWebhookRoute (fastify: FastifyInstance, deps: WebhookDeps): Promise<void> {
   const { options, metrics, emailSent, tracing, log, secrets } = deps
+  const verify = createWebhookVerifier(options.signingKeys, options.toleranceSeconds)
   // Concurrent copies of one event wait for the first, so onEvent never runs twice at once.
   const inFlight = new Map<string, Promise<boolean>>()
 
-  const refuse = (reply: FastifyReply, reason: WebhookRejectReason, error: Error = REFUSALS[reason]()) => {
+  const refuse = (reply: FastifyReply, reason: RejectReason, error: Error = REFUSALS[reason]()) => {
     metrics.rejected.inc({ reason })
     // Logged once, with the reason only: never the body, headers or signature.
     log.warn({ reason, reqId: reply.request.id }, 'customer.io webhook refused')
@@ -81,17 +77,15 @@ export async function registerWebhookRoute (fastify: FastifyInstance, deps: Webh
   /** Hands a new event to onEvent inside its span; true when it was handled now, false for a duplicate. */
   const handle = async (event: CioWebhookEvent, labels: EventLabels, request: FastifyRequest, receivedAt: number): Promise<boolean> => {
     if (await options.dedupe.has(event.event_id)) return false
+    const { onEvent } = options
     const span = tracing?.startWebhook(labels, event.event_id, event.data.delivery_id)
     try {
-      if (options.onEvent !== undefined) {
-        const onEvent = options.onEvent
-        await (span === undefined ? onEvent(event, request) : tracing!.run(span, () => onEvent(event, request)))
-      }
+      if (onEvent !== undefined) await (span === undefined ? onEvent(event, request) : span.run(() => onEvent(event, request)))
     } catch (err) {
-      if (span !== undefined) tracing!.endCall(span, { errorType: 'handler_error', error: err })
+      span?.end(err)
       throw err
     }
-    if (span !== undefined) tracing!.endCall(span, {})
+    span?.end()
     await options.dedupe.add(event.event_id)
     record(event, labels, receivedAt)
     return true
@@ -116,26 +110,15 @@ export async function registerWebhookRoute (fastify: FastifyInstance, deps: Webh
       const receivedAt = Date.now()
       const body = request.body as Buffer | undefined
       if (body === undefined) return refuse(reply, 'unsupported_media_type')
-      const verdict = verifySignature({
-        signature: request.headers['x-cio-signature'],
-        timestamp: request.headers['x-cio-timestamp'],
-        body,
-        keys: options.keys,
-        toleranceSeconds: options.toleranceSeconds,
-        now: receivedAt
-      })
+      const verdict = verify({ signature: request.headers['x-cio-signature'], timestamp: request.headers['x-cio-timestamp'], body, now: receivedAt })
       if (!verdict.ok) return refuse(reply, verdict.reason)
 
-      let event: unknown
+      let valid: CioWebhookEvent
       try {
-        event = JSON.parse(body.toString('utf8'))
-      } catch {
-        return refuse(reply, 'malformed')
+        valid = parseEvent(body)
+      } catch (err) {
+        return refuse(reply, 'malformed', err as Error)
       }
-      const problem = envelopeProblem(event)
-      if (problem !== undefined) return refuse(reply, 'malformed', new CioWebhookMalformedError(`${problem} is missing or invalid`))
-
-      const valid = event as CioWebhookEvent
       const labels = labelsOf(valid)
       const pending = inFlight.get(valid.event_id)
       if (pending !== undefined) await pending.catch(() => {})

@@ -1,24 +1,12 @@
 import type { FastifyBaseLogger } from 'fastify'
-import { CioInvalidOperationError } from './errors.ts'
-import type { QueueMetrics } from './metrics.ts'
-import { sanitize } from './redact.ts'
-
-/** One Track v2 batch operation (`{ type, action, identifiers, … }`). */
-export type BatchOperation = Record<string, unknown> & { type: string, action: string }
-export type DropReason = 'overflow' | 'too_large' | 'rejected' | 'exhausted' | 'shutdown'
-
-export interface QueueSettings {
-  readonly maxSize: number
-  readonly batchSize: number
-  readonly maxBatchBytes: number
-  readonly flushIntervalMs: number
-  readonly maxAttempts: number
-  readonly shutdownTimeoutMs: number
-  readonly onDrop: ((operations: BatchOperation[], reason: DropReason) => void) | undefined
-}
+import { CioInvalidOperationError } from '../errors.ts'
+import { sanitize } from '../redact.ts'
+import type { MetricFactory } from '../metrics.ts'
+import { createQueueMetrics, type QueueMetrics } from './metrics.ts'
+import type { BatchOperation, DropReason, QueueSettings } from './options.ts'
 
 /** Customer.io refuses a Track v2 operation over 32 KB (customerio-facts §3.3). */
-export const MAX_OPERATION_BYTES = 32 * 1024
+const MAX_OPERATION_BYTES = 32 * 1024
 /** `{"batch":[` … `]}` around the operations, and the commas between them. */
 const ENVELOPE_BYTES = 12
 
@@ -65,12 +53,12 @@ export class CioQueue {
   #expired = false
   readonly #dropLog = new Map<DropReason, { at: number, unlogged: number }>()
 
-  constructor (settings: QueueSettings, send: Send, metrics: QueueMetrics, log: FastifyBaseLogger) {
+  constructor (settings: QueueSettings, send: Send, metrics: MetricFactory, log: FastifyBaseLogger) {
     this.#settings = settings
     this.#send = send
-    this.#metrics = metrics
+    this.#metrics = createQueueMetrics(metrics, () => this.depth)
     this.#log = log
-    metrics.capacity.set({ queue: 'track' }, settings.maxSize)
+    this.#metrics.capacity.set({ queue: 'track' }, settings.maxSize)
   }
 
   /** Operations waiting to be sent (a batch being sent is not counted). */
@@ -171,7 +159,7 @@ export class CioQueue {
     this.#retry = undefined
     let size = taken.reduce((sum, e) => sum + e.bytes + 1, ENVELOPE_BYTES)
     while (this.#head < this.#entries.length && taken.length < count) {
-      const next = this.#entries[this.#head]!
+      const next = this.#entries[this.#head]
       if (taken.length > 0 && size + next.bytes + 1 > bytes) break
       taken.push(next)
       size += next.bytes + 1
