@@ -1,6 +1,6 @@
 import t from 'tap'
-import { APIClient, CustomerIORequestError, TrackClient } from 'customerio-node'
-import { createCioSimulator } from '../lib/testing/index.ts'
+import { APIClient, CustomerIORequestError, SendEmailRequest, TrackClient } from 'customerio-node'
+import { createCioSimulator, eventId } from '../lib/testing/index.ts'
 import { rejection, startSimulator } from './helpers.ts'
 
 const noRetry = { retry: { maxRetries: 0 } }
@@ -16,6 +16,13 @@ t.test('checks Basic and Bearer auth with Customer.io\'s answer shapes', async (
   t.same(await good.identify('person-1', {}), {})
   t.same(await good.getAccountRegion(), { url: sim.url, region: 'us', environment_id: 1 })
   t.same(sim.requests.map((r) => r.status), [401, 401, 200, 200])
+})
+
+t.test('sends answer with a delivery id, as Customer.io does', async (t) => {
+  const sim = await startSimulator(t)
+  const app = new APIClient(sim.appApiKey, { region: sim.region, ...noRetry })
+  const sent = await app.sendEmail(new SendEmailRequest({ to: 'ann@example.com', transactional_message_id: 1, identifiers: { id: 'p1' } }))
+  t.match(sent, { delivery_id: /^[\w-]{24}$/, queued_at: Number })
 })
 
 t.test('unknown paths answer 404', async (t) => {
@@ -96,4 +103,12 @@ t.test('non-JSON request bodies are recorded as text', async (t) => {
   await fetch(`${sim.url}/v1/assets/files`, { method: 'POST', body: 'raw', headers: { 'content-type': 'application/json' } })
   await fetch(`${sim.url}/v1/assets/files`, { method: 'POST', body: 'raw2' })
   t.same(sim.requests.map((r) => r.body), ['raw', 'raw2'])
+})
+
+t.test('sendWebhook POSTs the event as JSON', async (t) => {
+  const sim = await startSimulator(t)
+  const receiver = await startSimulator(t)
+  const res = await sim.sendWebhook(`${receiver.url}/hook`, { event_id: eventId() }, 'key', 1767225600)
+  t.equal(res.status, 404)
+  t.match(receiver.requests[0], { path: '/hook', body: { event_id: /^[0-9A-Z]{26}$/ } })
 })
