@@ -253,6 +253,47 @@ t.test('plain reset and hang faults apply nothing', async (t) => {
   t.same(sim.events, [])
 })
 
+t.test('lose: reset — the request is applied, then the connection is destroyed', async (t) => {
+  const sim = await startSimulator(t)
+  const id = eventId()
+  sim.fault({ operation: 'track', lose: 'reset', times: 1 })
+  const err = await rejection(trackClient(sim).track('p1', { name: 'paid', id }))
+  t.match(err, { name: 'TypeError', message: 'fetch failed' }, 'the SDK sees a network error')
+  t.match(sim.requests[0], { status: 'reset', applied: true })
+  t.same(sim.eventsFor('p1').map((e) => e.id), [id], 'yet the event is in the history')
+  t.same(await trackClient(sim).track('p1', { name: 'paid', id }), {}, 'the re-send succeeds')
+  t.same(sim.eventsFor('p1').map((e) => e.id), [id], 'and is discarded')
+  t.equal(sim.discardedEvents.length, 1)
+
+  // With the SDK's own retries: the lost batch was accepted, its retry is discarded.
+  const [a, b] = [eventId(), eventId()]
+  sim.fault({ operation: 'batch', lose: 'reset', times: 1 })
+  t.same(await trackClient(sim, fast).batch([event(a, 'a'), event(b, 'b')]), {})
+  t.same(sim.requestsFor('batch').map((r) => [r.status, r.retryCount, r.applied]), [['reset', 0, true], [200, 1, true]])
+  t.same(sim.events.map((e) => e.id), [id, a, b])
+  t.same(sim.discardedEvents.map((e) => e.id), [id, a, b])
+
+  // A lost error answer applied nothing.
+  sim.fault({ lose: 'reset', times: 1 })
+  await t.rejects(new TrackClient(sim.siteId, 'wrong', { region: sim.region, ...noRetry }).track('p1', { name: 'x', id: eventId() }))
+  t.match(sim.requests.at(-1), { status: 'reset', applied: false })
+  t.equal(sim.events.length, 3)
+})
+
+t.test('lose: hang — the request is applied and never answered', async (t) => {
+  const sim = await startSimulator(t)
+  const id = eventId()
+  sim.fault({ path: '/api/v2/entity', lose: 'hang', times: 1 })
+  // The simulator never answers, so the client's timeout races nothing but loopback delivery.
+  const err = await rejection(trackClient(sim, { ...noRetry, timeout: 1_000 }).entity(event(id, 'hung')))
+  t.match(err, { name: 'TimeoutError' }, 'the SDK times out')
+  t.match(sim.requests[0], { status: 'hang', applied: true })
+  t.same(sim.events.map((e) => e.id), [id], 'yet the event is in the history')
+  await trackClient(sim).entity(event(id, 'hung'))
+  t.equal(sim.events.length, 1)
+  t.same(sim.discardedEvents.map((e) => e.id), [id], 're-sending it is discarded')
+})
+
 t.test('the path\'s customer id is decoded; a malformed one is kept as sent', async (t) => {
   const sim = await startSimulator(t)
   await trackClient(sim).track('ann@example.com/1 ü', { name: 'odd id' })

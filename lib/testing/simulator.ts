@@ -8,7 +8,7 @@ import { EventHistory, type RecordedEvent } from './event-history.ts'
 
 export type { EventType, RecordedEvent } from './event-history.ts'
 
-/** What goes wrong for matching requests. Without `status`, a fault only delays the normal answer. */
+/** What goes wrong for matching requests. Without `status`, `hang`, `reset` or `lose`, a fault only delays the normal answer. */
 export interface Fault {
   /** Match by SDK method (its route), API, or path prefix; no matcher matches every request. */
   operation?: OperationName
@@ -24,6 +24,13 @@ export interface Fault {
   hang?: boolean
   /** Destroy the connection without an answer. */
   reset?: boolean
+  /**
+   * Lose the answer: process the request as usual (auth, batch checks, events applied to the
+   * history) and then, instead of answering, destroy the connection (`'reset'`) or never
+   * answer (`'hang'`). The request is recorded with that status and `applied` true (when the
+   * answer it lost was a success). Ignored when `hang`, `reset` or `status` is set.
+   */
+  lose?: 'reset' | 'hang'
   /** Only the next `times` matching requests. */
   times?: number
   /** Share of matching requests affected, 0–1 (seeded, repeatable). */
@@ -43,8 +50,8 @@ export interface RecordedRequest {
   readonly status: number | 'reset' | 'hang'
   /**
    * Whether the simulator applied the request (its events reached the history): true for a
-   * success (200, or 207 for the accepted operations); false for error answers, fault
-   * statuses and the `hang`/`reset` faults.
+   * success (200, or 207 for the accepted operations) and for a success lost by `Fault.lose`;
+   * false for error answers, fault statuses and the plain `hang`/`reset` faults.
    */
   readonly applied: boolean
 }
@@ -239,7 +246,10 @@ export class CioSimulator {
           return this.#send(res, fault.status, fault.body ?? this.#errorBody(url.pathname, fault.status), fault.retryAfter)
         }
         const [status, payload] = this.#answer(op, url.pathname, req.headers.authorization, raw.length, body)
-        answer(status, status < 300)
+        const applied = status < 300
+        if (fault?.lose === 'hang') return answer('hang', applied)
+        if (fault?.lose === 'reset') { answer('reset', applied); req.socket.destroy(); return }
+        answer(status, applied)
         this.#send(res, status, payload)
       }
       if (fault?.latencyMs !== undefined) setTimeout(respond, fault.latencyMs)
