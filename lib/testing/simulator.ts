@@ -4,8 +4,11 @@ import { randomBytes, timingSafeEqual } from 'node:crypto'
 import { Region } from 'customerio-node'
 import { operations, type Api, type Operation, type OperationName } from '../operations.ts'
 import { signWebhook } from './sign.ts'
+import { EventHistory, type RecordedEvent } from './event-history.ts'
 
-/** What goes wrong for matching requests. Without `status`, a fault only delays the normal answer. */
+export type { EventType, RecordedEvent } from './event-history.ts'
+
+/** What goes wrong for matching requests. Without `status`, `hang`, `reset` or `lose`, a fault only delays the normal answer. */
 export interface Fault {
   /** Match by SDK method (its route), API, or path prefix; no matcher matches every request. */
   operation?: OperationName
@@ -21,6 +24,13 @@ export interface Fault {
   hang?: boolean
   /** Destroy the connection without an answer. */
   reset?: boolean
+  /**
+   * Lose the answer: process the request as usual (auth, batch checks, events applied to the
+   * history) and then, instead of answering, destroy the connection (`'reset'`) or never
+   * answer (`'hang'`). The request is recorded with that status and `applied` true (when the
+   * answer it lost was a success). Ignored when `hang`, `reset` or `status` is set.
+   */
+  lose?: 'reset' | 'hang'
   /** Only the next `times` matching requests. */
   times?: number
   /** Share of matching requests affected, 0–1 (seeded, repeatable). */
@@ -36,7 +46,14 @@ export interface RecordedRequest {
   /** `X-Retry-Count` of the SDK's retries; 0 for a first attempt. */
   readonly retryCount: number
   readonly body: unknown
+  /** What the client got; `reset`/`hang` for a connection destroyed or never answered. */
   readonly status: number | 'reset' | 'hang'
+  /**
+   * Whether the simulator applied the request (its events reached the history): true for a
+   * success (200, or 207 for the accepted operations) and for a success lost by `Fault.lose`;
+   * false for error answers, fault statuses and the plain `hang`/`reset` faults.
+   */
+  readonly applied: boolean
 }
 
 export interface SimulatorOptions {
@@ -71,6 +88,12 @@ function route (method: string, path: string): Operation | undefined {
   return routes.find((r) => r.op.method === method && r.pattern.test(path))?.op
 }
 
+/** The `{customerId}` of `/api/v1/customers/{customerId}/...`, which the SDK URI-encodes. */
+function customerId (path: string): string {
+  const segment = path.split('/')[4]
+  try { return decodeURIComponent(segment) } catch { return segment }
+}
+
 /** A small seeded PRNG (mulberry32), so fault ratios are repeatable. */
 function seeded (seed: number): () => number {
   let a = seed >>> 0
@@ -100,6 +123,7 @@ export class CioSimulator {
   readonly appApiKey: string
   /** Every request received, in order. */
   readonly requests: RecordedRequest[] = []
+  readonly #history = new EventHistory()
   #faults: Array<Fault & { remaining: number }> = []
   readonly #server: http.Server
   readonly #random: () => number
@@ -142,6 +166,22 @@ export class CioSimulator {
   requestsFor (operation: OperationName): RecordedRequest[] {
     return this.requests.filter((r) => r.operation === operation)
   }
+
+  /**
+   * Events Customer.io would hold, in arrival order, from Track v1 (`track`, `trackPageView`,
+   * `trackAnonymous`) and v2 (`batch`, `entity`: person `event`/`page`/`screen` operations).
+   * An event whose `id` was already seen is not added (see `discardedEvents`); one without an
+   * `id` always is. Only applied requests count (see `RecordedRequest.applied`).
+   */
+  get events (): readonly RecordedEvent[] { return this.#history.events }
+
+  /** The recorded events of one person (`RecordedEvent.customerId`), in arrival order. */
+  eventsFor (customerId: string): RecordedEvent[] {
+    return this.#history.events.filter((e) => e.customerId === customerId)
+  }
+
+  /** Events of applied requests that were discarded because their `id` had been seen before, in arrival order. */
+  get discardedEvents (): readonly RecordedEvent[] { return this.#history.discarded }
 
   /** POSTs `event` to a reporting-webhook endpoint the way Customer.io does: JSON, signed with `key`. */
   async sendWebhook (url: string, event: object, key: string, timestamp?: number): Promise<Response> {
@@ -186,7 +226,7 @@ export class CioSimulator {
         try { body = JSON.parse(raw.toString('utf8')) } catch { /* recorded as text */ }
       }
       const fault = this.#matchFault(op, url.pathname)
-      const answer = (status: RecordedRequest['status']) => {
+      const answer = (status: RecordedRequest['status'], applied = false) => {
         this.requests.push({
           method,
           path: url.pathname,
@@ -194,7 +234,8 @@ export class CioSimulator {
           api: op?.api,
           retryCount: Number(req.headers['x-retry-count'] ?? 0),
           body,
-          status
+          status,
+          applied
         })
       }
       const respond = () => {
@@ -205,7 +246,10 @@ export class CioSimulator {
           return this.#send(res, fault.status, fault.body ?? this.#errorBody(url.pathname, fault.status), fault.retryAfter)
         }
         const [status, payload] = this.#answer(op, url.pathname, req.headers.authorization, raw.length, body)
-        answer(status)
+        const applied = status < 300
+        if (fault?.lose === 'hang') return answer('hang', applied)
+        if (fault?.lose === 'reset') { answer('reset', applied); req.socket.destroy(); return }
+        answer(status, applied)
         this.#send(res, status, payload)
       }
       if (fault?.latencyMs !== undefined) setTimeout(respond, fault.latencyMs)
@@ -223,6 +267,10 @@ export class CioSimulator {
     // Track answers a bad credential in plain text (customerio-node issue #71), the App API in JSON.
     if (!this.#authorized(op.api, auth)) return [401, op.api === 'track' ? 'Unauthorized request' : { meta: { error: 'Unauthorized request' } }]
     if (op.name === 'batch') return this.#batch(size, body)
+    if (op.name === 'entity') this.#history.v2(body)
+    // `track` and `trackPageView` share /api/v1/customers/{customerId}/events.
+    if (op.name === 'track') this.#history.v1(body, customerId(path))
+    if (op.name === 'trackAnonymous') this.#history.v1(body)
     if (op.name.startsWith('send')) return [200, { delivery_id: randomBytes(18).toString('base64url'), queued_at: Math.floor(Date.now() / 1000) }]
     if (op.name === 'getAccountRegion') return [200, { url: this.#url, region: 'us', environment_id: 1 }]
     return [200, {}]
@@ -238,6 +286,8 @@ export class CioSimulator {
         : this.#rejectBatchOperation?.(operation, index)
       return reason === undefined ? [] : [{ batch_index: index, reason, field: 'batch', message: `operation ${index} rejected: ${reason}` }]
     })
+    const rejected = new Set(errors.map((e) => e.batch_index))
+    batch.forEach((operation, index) => { if (!rejected.has(index)) this.#history.v2(operation) })
     return errors.length === 0 ? [200, {}] : [207, { errors }]
   }
 
