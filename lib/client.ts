@@ -3,6 +3,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { AttemptObserver, CallScope } from './attempts.ts'
 import { classify, type ErrorType } from './classify.ts'
 import { CioNotConfiguredError } from './errors.ts'
+import { withEventId } from './event-id.ts'
 import { CREDENTIALS } from './options.ts'
 import { ERROR_LABEL_SETS, HISTOGRAM_LABEL_SETS, LabelBudget, type MetricsHandle, type Outcome } from './metrics.ts'
 import { operations, type Api, type CioMethods, type Operation, type OperationName } from './operations.ts'
@@ -25,6 +26,19 @@ export interface ClientDeps {
 
 /** Every SDK method, promise-returning; see {@link CioMethods}. */
 export type CioClient = CioMethods
+
+type Sdk = Record<string, (...a: unknown[]) => Promise<unknown>>
+
+/** Calls that record an event get an idempotency `id`, so the SDK's retries never record it twice. */
+const EVENT_CALLS: Partial<Record<OperationName, (sdk: Sdk, args: unknown[]) => Promise<unknown>>> = {
+  track: (sdk, [id, data, ...rest]) => sdk.track(id, withEventId(data), ...rest),
+  trackAnonymous: (sdk, [id, data, ...rest]) => sdk.trackAnonymous(id, withEventId(data), ...rest),
+  // The SDK's trackPageView takes no id: the same page event goes through track(), which does.
+  // A bad path still reaches trackPageView, so the caller gets the SDK's own error for it.
+  trackPageView: (sdk, [id, path]) => typeof path === 'string' && path !== ''
+    ? sdk.track(id, withEventId({ type: 'page', name: path }))
+    : sdk.trackPageView(id, path)
+}
 
 /** SDK calls that send exactly one email when they succeed. */
 const API_EMAILS: Partial<Record<OperationName, 'transactional'>> = { sendEmail: 'transactional' }
@@ -71,7 +85,7 @@ export function createClient (deps: ClientDeps): CioClient {
 
   function instrument (op: Operation, args: unknown[]): Promise<unknown> {
     const start = performance.now()
-    const target = sdk[op.api] as Record<string, (...a: unknown[]) => Promise<unknown>> | undefined
+    const target = sdk[op.api] as Sdk | undefined
     const server = servers[op.api]
     const span = tracing?.startCall(op, server)
     const scope: CallScope = { op, server, span, attempts: 0, statusCode: undefined }
@@ -79,7 +93,8 @@ export function createClient (deps: ClientDeps): CioClient {
     let pending: Promise<unknown>
     try {
       if (target === undefined) throw new CioNotConfiguredError(op.api === 'track' ? 'Track' : 'App', CREDENTIALS[op.api])
-      const call = () => target[op.name](...args)
+      const eventCall = EVENT_CALLS[op.name]
+      const call = eventCall === undefined ? () => target[op.name](...args) : () => eventCall(target, args)
       pending = observer.run(scope, span === undefined ? call : () => span.run(call))
     } catch (err) {
       // The SDK validates arguments synchronously, before any promise exists.

@@ -35,10 +35,27 @@ export function resolveMetricsOptions (value: unknown): MetricsSettings {
 // fastify-metrics is CommonJS with `exports.default`: from ESM the plugin sits one level down.
 const fastifyMetrics = fastifyMetricsModule.default
 
+let processMetrics: Array<Metric<string>> | undefined
+
 /**
- * A copy of the client module whose metrics and default collectors land in one fresh
- * registry, so two Fastify apps in one process never clash on the global registry
- * (fastify-metrics' own histogram would otherwise be registered twice).
+ * The Node.js process metrics, collected once per process: each collection starts its own
+ * event-loop-delay monitor and GC observer, which nothing stops, so one per app would leak
+ * them with every app registered and closed. The metric objects are shared by every app's
+ * registry; they read the process when scraped.
+ */
+function processMetricsOf (base: PromClient): Array<Metric<string>> {
+  if (processMetrics === undefined) {
+    const register = new base.Registry()
+    base.collectDefaultMetrics({ register })
+    processMetrics = register.getMetricsAsArray() as unknown as Array<Metric<string>>
+  }
+  return processMetrics
+}
+
+/**
+ * A copy of the client module whose metrics land in one fresh registry, so two Fastify apps
+ * in one process never clash on the global registry (fastify-metrics' own histogram would
+ * otherwise be registered twice).
  */
 function scopedClient (base: PromClient): PromClient {
   const register = new base.Registry()
@@ -55,7 +72,7 @@ function scopedClient (base: PromClient): PromClient {
     Gauge: scope(base.Gauge as any),
     Histogram: scope(base.Histogram as any),
     Summary: scope(base.Summary as any),
-    collectDefaultMetrics: (config?: object) => base.collectDefaultMetrics({ ...config, register })
+    collectDefaultMetrics: () => { for (const metric of processMetricsOf(base)) register.registerMetric(metric) }
   } as PromClient
 }
 

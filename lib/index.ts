@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs'
 import fp from 'fastify-plugin'
 import type { FastifyPluginAsync } from 'fastify'
 import { APIClient, TrackClient, RegionEU, RegionUS } from 'customerio-node'
+import { Agent } from 'undici'
 import { AttemptObserver } from './attempts.ts'
 import { createClient, type CioClient } from './client.ts'
 import { setupExposition } from './exposition.ts'
@@ -52,7 +53,10 @@ const cioObservabilityPlugin: FastifyPluginAsync<CioObservabilityOptions> = asyn
   const tracing = await loadTracing(version, secrets)
   const observer = new AttemptObserver(metrics, tracing)
 
-  const defaults = { ...options.client, region: options.region }
+  // The plugin owns the connection pool it gives the SDK (unless the app passed one), so that
+  // closing the app can end a batch still in flight instead of leaving it to a timeout.
+  const agent = options.client.dispatcher === undefined ? new Agent() : undefined
+  const defaults = { ...options.client, dispatcher: options.client.dispatcher ?? agent, region: options.region }
   const cio = createClient({
     sdk: {
       track: options.track === undefined ? undefined : new TrackClient(options.track.siteId, options.track.apiKey, defaults),
@@ -68,9 +72,11 @@ const cioObservabilityPlugin: FastifyPluginAsync<CioObservabilityOptions> = asyn
     ? undefined
     : new CioQueue(options.queue, (operations) => cio.batch(operations as never), metrics, log)
   fastify.decorate('cio', Object.freeze({ ...cio, queue }))
-  // The queue flushes first, while calls are still observed.
+  // The queue flushes first, while calls are still observed and counted; then the pool ends
+  // whatever is still in flight (the queue has handed such a batch to onDrop by then).
   fastify.addHook('onClose', async () => {
     await queue?.close()
+    await agent?.destroy()
     observer.close()
     metrics.close()
   })

@@ -29,7 +29,7 @@ const CLOSED: Record<string, ReadonlySet<string>> = {
 
 t.test('a fuzzed run stays inside the series budget with closed label values and no identifiers', async (t) => {
   const sim = await startSimulator(t)
-  const { app } = await buildApp(t, simOptions(sim, { client: { timeout: 200, retry: { maxRetries: 0 } } }))
+  const { app } = await buildApp(t, simOptions(sim, { client: { retry: { maxRetries: 0 } } }))
   const cio = app.cio as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>
   // Every operation: success, every HTTP failure class, a synchronous argument error.
   for (const op of operations) {

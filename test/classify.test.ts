@@ -37,7 +37,7 @@ t.test('errors without a status', async (t) => {
 async function failOnce (t: { teardown: (fn: () => unknown) => void }, setup: (sim: Awaited<ReturnType<typeof startSimulator>>) => void, call: (cio: any) => Promise<unknown>, extra = {}) {
   const sim = await startSimulator(t)
   setup(sim)
-  const { app, logs } = await buildApp(t, simOptions(sim, { client: { timeout: 150, retry: { maxRetries: 0 } }, ...extra }))
+  const { app, logs } = await buildApp(t, simOptions(sim, { client: { retry: { maxRetries: 0 } }, ...extra }))
   const err = await call(app.cio).then(() => undefined, (e: unknown) => e)
   return { err, metrics: await scrape(app), logs, sim }
 }
@@ -56,7 +56,8 @@ t.test('every HTTP failure is classified and counted over real HTTP', async (t) 
 })
 
 t.test('timeouts, resets, refused connections and unreadable answers', async (t) => {
-  const timeout = await failOnce(t, (sim) => sim.fault({ hang: true }), identify)
+  // The timeout fires against a server that never answers, so it races nothing.
+  const timeout = await failOnce(t, (sim) => sim.fault({ hang: true }), identify, { client: { timeout: 1_000, retry: { maxRetries: 0 } } })
   t.equal((timeout.err as Error).name, 'TimeoutError')
   t.equal(timeout.metrics.get(series('cio_api_errors_total', { api: 'track', operation: 'identify', error_type: 'timeout' })), 1)
   t.equal(timeout.metrics.get(series('cio_api_attempts_total', { api: 'track', status_code: 'timeout' })), 1)

@@ -13,14 +13,17 @@ export async function startSimulator (t: Teardown, options?: SimulatorOptions): 
 
 export const WEBHOOK_KEY = 'test-webhook-signing-key'
 
-/** Plugin options that point at the simulator, with fast retries and a webhook key. */
+/**
+ * Plugin options that point at the simulator, with fast retries and a webhook key. The SDK's
+ * own 10 s timeout stays: a test that wants a timeout points it at a server that never answers.
+ */
 export function simOptions (sim: CioSimulator, extra: CioObservabilityOptions = {}): CioObservabilityOptions {
   return {
     siteId: sim.siteId,
     trackApiKey: sim.trackApiKey,
     appApiKey: sim.appApiKey,
     region: sim.region,
-    client: { timeout: 1_000, retry: { maxRetries: 2, minTimeoutMs: 1, maxTimeoutMs: 5 } },
+    client: { retry: { maxRetries: 2, minTimeoutMs: 1, maxTimeoutMs: 5 } },
     metrics: { defaultMetrics: false },
     webhook: { signingKeys: WEBHOOK_KEY },
     env: {},

@@ -1,9 +1,9 @@
-import { callback, defaultsOf, integer, resolveSection, type Rules, type Settings } from '../validation.ts'
+import { callback, defaultsOf, integer, invalid, resolveSection, type Rules, type Settings } from '../validation.ts'
 
 /** One Track v2 batch operation (`{ type, action, identifiers, … }`). */
 export type BatchOperation = Record<string, unknown> & { type: string, action: string }
 
-export const DROP_REASONS = ['overflow', 'too_large', 'rejected', 'exhausted', 'shutdown'] as const
+export const DROP_REASONS = ['overflow', 'too_large', 'rejected', 'shutdown'] as const
 export type DropReason = (typeof DROP_REASONS)[number]
 
 export interface CioQueueOptions {
@@ -13,10 +13,15 @@ export interface CioQueueOptions {
   batchSize?: number
   /** Bytes per batch request at most; Customer.io refuses more than 500 KB. Default 500 000. */
   maxBatchBytes?: number
-  /** Longest wait before a partial batch is sent, and the pause after a failed one. Default 1 000. */
+  /** Longest wait before a partial batch is sent. Default 1 000. */
   flushIntervalMs?: number
-  /** Sends of one batch (each with the SDK's own retries) before it is dropped (`exhausted`). Default 3. */
-  maxAttempts?: number
+  /**
+   * Backoff before a failed batch is sent again: exponential from this, with full jitter.
+   * A transient failure is retried for as long as the queue has room. Default 500.
+   */
+  retryDelayMs?: number
+  /** Longest backoff, and the most of a `Retry-After` that is honoured. Default 30 000. */
+  maxRetryDelayMs?: number
   /** How long closing the app may spend flushing. Default 10 000. */
   shutdownTimeoutMs?: number
   /** Receives every dropped operation with the reason, e.g. to keep it elsewhere. */
@@ -28,7 +33,8 @@ const RULES = {
   batchSize: integer(100, 1, 10_000),
   maxBatchBytes: integer(500_000, 1_024, 500_000),
   flushIntervalMs: integer(1_000, 1, 3_600_000),
-  maxAttempts: integer(3, 1, 1_000_000),
+  retryDelayMs: integer(500, 1, 3_600_000),
+  maxRetryDelayMs: integer(30_000, 1, 3_600_000),
   shutdownTimeoutMs: integer(10_000, 0, 600_000),
   onDrop: callback<NonNullable<CioQueueOptions['onDrop']>>()
 } satisfies Rules<CioQueueOptions>
@@ -37,5 +43,7 @@ export type QueueSettings = Settings<typeof RULES>
 export const QUEUE_DEFAULTS: QueueSettings = defaultsOf(RULES)
 
 export function resolveQueueOptions (value: unknown): QueueSettings {
-  return resolveSection('queue', value, RULES)
+  const settings = resolveSection('queue', value, RULES)
+  if (settings.maxRetryDelayMs < settings.retryDelayMs) invalid('queue.maxRetryDelayMs', 'must not be less than queue.retryDelayMs')
+  return settings
 }

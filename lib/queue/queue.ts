@@ -1,9 +1,12 @@
 import type { FastifyBaseLogger } from 'fastify'
 import { CioInvalidOperationError } from '../errors.ts'
-import { sanitize } from '../redact.ts'
+import { withEventId } from '../event-id.ts'
 import type { MetricFactory } from '../metrics.ts'
+import { sanitize } from '../redact.ts'
+import { systemClock, type Clock } from '../timers.ts'
 import { createQueueMetrics, type QueueMetrics } from './metrics.ts'
 import type { BatchOperation, DropReason, QueueSettings } from './options.ts'
+import { isTransient, retryAfterMs, retryDelay } from './retry.ts'
 
 /** Customer.io refuses a Track v2 operation over 32 KB (customerio-facts §3.3). */
 const MAX_OPERATION_BYTES = 32 * 1024
@@ -11,7 +14,12 @@ const MAX_OPERATION_BYTES = 32 * 1024
 const ENVELOPE_BYTES = 12
 
 interface Entry { readonly op: BatchOperation, readonly bytes: number }
-interface Batch { readonly entries: Entry[], attempts: number }
+
+/** A batch being sent; `handedOver` once close() gave it to onDrop at the deadline, so its late outcome is ignored. */
+interface Batch { readonly entries: Entry[], handedOver: boolean }
+
+/** Track v2 actions that record an event, and so carry an idempotency `id`. */
+const EVENT_ACTIONS = new Set(['event', 'page', 'screen'])
 
 type Send = (operations: BatchOperation[]) => Promise<unknown>
 type Id = string | number
@@ -43,27 +51,36 @@ export class CioQueue {
   readonly #send: Send
   readonly #metrics: QueueMetrics
   readonly #log: FastifyBaseLogger
+  readonly #clock: Clock
+  readonly #random: () => number
   #entries: Entry[] = []
   #head = 0
-  #retry: Batch | undefined
-  #sending: Promise<void> | undefined
-  #timer: NodeJS.Timeout | undefined
+  /** A failed batch, re-sent before anything newer so order is kept across an outage. */
+  #retry: Entry[] | undefined
+  /** Consecutive failed sends, for the backoff; 0 after a success. */
+  #failures = 0
+  /** When the next send may start (the backoff after a failure). */
+  #notBefore = 0
+  #inFlight: { readonly batch: Batch, readonly done: Promise<void> } | undefined
+  #timer: unknown
   #closed = false
-  /** Set when close() gave up waiting: a batch that fails after that is dropped, not retried. */
+  /** Set when close() reached its deadline: everything still here was handed to onDrop. */
   #expired = false
   readonly #dropLog = new Map<DropReason, { at: number, unlogged: number }>()
 
-  constructor (settings: QueueSettings, send: Send, metrics: MetricFactory, log: FastifyBaseLogger) {
+  constructor (settings: QueueSettings, send: Send, metrics: MetricFactory, log: FastifyBaseLogger, clock: Clock = systemClock, random = Math.random) {
     this.#settings = settings
     this.#send = send
     this.#metrics = createQueueMetrics(metrics, () => this.depth)
     this.#log = log
+    this.#clock = clock
+    this.#random = random
     this.#metrics.capacity.set({ queue: 'track' }, settings.maxSize)
   }
 
   /** Operations waiting to be sent (a batch being sent is not counted). */
   get depth (): number {
-    return this.#entries.length - this.#head + (this.#retry?.entries.length ?? 0)
+    return this.#entries.length - this.#head + (this.#retry?.length ?? 0)
   }
 
   identify (id: Id, attributes: Record<string, unknown> = {}): boolean {
@@ -101,11 +118,16 @@ export class CioQueue {
     return this.enqueue(person(id, 'delete_device', { device: { token: deviceId } }))
   }
 
-  /** Queues any Track v2 batch operation. Throws `FST_CIO_INVALID_OPERATION` for one that is not. */
-  enqueue (op: BatchOperation): boolean {
-    if (typeof op !== 'object' || op === null || typeof op.type !== 'string' || typeof op.action !== 'string') {
+  /**
+   * Queues any Track v2 batch operation. Throws `FST_CIO_INVALID_OPERATION` for one that is
+   * not. An event (`event`, `page`, `screen`) gets a ULID `id` unless it has one, so a
+   * re-sent batch never records it twice.
+   */
+  enqueue (operation: BatchOperation): boolean {
+    if (typeof operation !== 'object' || operation === null || typeof operation.type !== 'string' || typeof operation.action !== 'string') {
       throw new CioInvalidOperationError('an operation needs string "type" and "action"')
     }
+    const op = EVENT_ACTIONS.has(operation.action) ? withEventId(operation) : operation
     let bytes: number
     try {
       bytes = Buffer.byteLength(JSON.stringify(op))
@@ -116,46 +138,62 @@ export class CioQueue {
     if (this.#closed) return this.#drop([op], 'shutdown')
     if (this.depth >= this.#settings.maxSize) return this.#drop([op], 'overflow')
     this.#entries.push({ op, bytes })
+    if (this.#retry !== undefined || this.#inFlight !== undefined) return true
     if (this.depth >= this.#settings.batchSize) this.#schedule(0)
     else if (this.#timer === undefined) this.#schedule(this.#settings.flushIntervalMs)
     return true
   }
 
-  /** Sends everything queued now; resolves when each operation was sent or dropped. */
+  /**
+   * Sends everything queued now, waiting out the backoff after a failure; resolves when
+   * each operation was sent or dropped (during an outage, when it is over).
+   */
   async flush (): Promise<void> {
-    while (this.depth > 0 || this.#sending !== undefined) await this.#pump()
-  }
-
-  /** Flushes within `shutdownTimeoutMs`; what is left is dropped with reason `shutdown`. */
-  async close (): Promise<void> {
-    this.#closed = true
-    clearTimeout(this.#timer)
-    this.#timer = undefined
-    let timeout: NodeJS.Timeout | undefined
-    const deadline = new Promise<'timeout'>((resolve) => { timeout = setTimeout(resolve, this.#settings.shutdownTimeoutMs, 'timeout') })
-    const outcome = await Promise.race([this.flush().then(() => 'flushed' as const), deadline])
-    clearTimeout(timeout)
-    if (outcome === 'timeout') {
-      this.#expired = true
-      const left = this.#take(Infinity, Infinity)
-      if (left.length > 0) this.#drop(left.map((e) => e.op), 'shutdown')
+    while (!this.#expired && (this.depth > 0 || this.#inFlight !== undefined)) {
+      if (this.#inFlight !== undefined) {
+        await this.#inFlight.done
+        continue
+      }
+      const wait = this.#notBefore - this.#clock.now()
+      if (wait > 0) await new Promise<void>((resolve) => { this.#clock.setTimeout(resolve, wait) })
+      else this.#pump()
     }
   }
 
+  /**
+   * Flushes within `shutdownTimeoutMs`. At the deadline everything not yet sent, the batch
+   * in flight included, is handed to `onDrop(…, 'shutdown')` and counted, so what was
+   * accepted is, when this resolves, either sent or handed over.
+   */
+  async close (): Promise<void> {
+    this.#closed = true
+    this.#clock.clearTimeout(this.#timer)
+    this.#timer = undefined
+    let deadline: unknown
+    const expired = new Promise<true>((resolve) => { deadline = this.#clock.setTimeout(() => resolve(true), this.#settings.shutdownTimeoutMs) })
+    if (await Promise.race([this.flush().then(() => false), expired])) {
+      this.#expired = true
+      const batch = this.#inFlight?.batch
+      if (batch !== undefined) batch.handedOver = true
+      const left = [...(batch?.entries ?? []), ...this.#take(Infinity, Infinity)]
+      if (left.length > 0) this.#drop(left.map((e) => e.op), 'shutdown')
+    }
+    this.#clock.clearTimeout(deadline)
+  }
+
+  /** The idle timer: it never holds a process open (close() flushes what is left, with timers that do). */
   #schedule (delay: number): void {
-    if (this.#closed) return
-    clearTimeout(this.#timer)
-    this.#timer = setTimeout(() => {
+    this.#clock.clearTimeout(this.#timer)
+    this.#timer = this.#clock.setTimeout(() => {
       this.#timer = undefined
-      // Never rejects: a failed send is handled (retried or dropped) inside #sendBatch.
       this.#pump()
     }, delay)
-    this.#timer.unref()
+    ;(this.#timer as { unref?: () => void }).unref?.()
   }
 
   /** Takes the next batch off the front: at most `count` operations and `bytes` bytes. */
   #take (count: number, bytes: number): Entry[] {
-    const taken: Entry[] = this.#retry?.entries ?? []
+    const taken: Entry[] = this.#retry ?? []
     this.#retry = undefined
     let size = taken.reduce((sum, e) => sum + e.bytes + 1, ENVELOPE_BYTES)
     while (this.#head < this.#entries.length && taken.length < count) {
@@ -173,34 +211,47 @@ export class CioQueue {
     return taken
   }
 
-  /** Sends one batch if none is in flight; otherwise waits for the one that is. */
-  async #pump (): Promise<void> {
-    if (this.#sending !== undefined) return this.#sending
-    const attempts = this.#retry?.attempts ?? 0
+  /** Starts the next batch unless one is in flight or the queue is waiting out a backoff. */
+  #pump (): void {
+    if (this.#inFlight !== undefined || this.#expired || this.#clock.now() < this.#notBefore) return
     const entries = this.#take(this.#settings.batchSize, this.#settings.maxBatchBytes)
     if (entries.length === 0) return
-    this.#sending = this.#sendBatch({ entries, attempts }).finally(() => { this.#sending = undefined })
-    await this.#sending
-    // After a failure wait a flush interval; a full batch goes now; a partial one waits.
-    if (this.depth > 0) this.#schedule(this.#retry === undefined && this.depth >= this.#settings.batchSize ? 0 : this.#settings.flushIntervalMs)
+    const batch: Batch = { entries, handedOver: false }
+    // Never rejects: a failed send is retried or dropped inside #sendBatch.
+    this.#inFlight = { batch, done: this.#sendBatch(batch).then(() => this.#settle()) }
+  }
+
+  #settle (): void {
+    this.#inFlight = undefined
+    if (this.#closed || this.depth === 0) return
+    // After a failure wait out the backoff; a full batch goes now; a partial one waits.
+    if (this.#retry !== undefined) this.#schedule(this.#notBefore - this.#clock.now())
+    else this.#schedule(this.depth >= this.#settings.batchSize ? 0 : this.#settings.flushIntervalMs)
   }
 
   async #sendBatch (batch: Batch): Promise<void> {
-    const operations = batch.entries.map((e) => e.op)
+    const { entries } = batch
+    const operations = entries.map((e) => e.op)
     let result: unknown
     try {
       result = await this.#send(operations)
     } catch (err) {
-      batch.attempts++
-      if (this.#expired || batch.attempts >= this.#settings.maxAttempts) {
-        this.#log.error({ err, operations: operations.length, attempts: batch.attempts }, 'customer.io queue batch failed for good')
-        this.#drop(operations, this.#expired ? 'shutdown' : 'exhausted')
-      } else {
-        // Back to the front, so order is kept across an outage.
-        this.#retry = batch
+      if (batch.handedOver) return
+      if (!isTransient(err)) {
+        this.#log.error({ err, operations: operations.length }, 'customer.io refused a queued batch')
+        this.#drop(operations, 'rejected')
+        return
       }
+      // Back to the front, so order is kept across an outage of any length.
+      this.#failures++
+      this.#retry = entries
+      this.#notBefore = this.#clock.now() + retryDelay(this.#settings, this.#failures, retryAfterMs(err, this.#clock.now()), this.#random)
+      this.#metrics.retries.inc({ queue: 'track' })
+      this.#log.warn({ err, operations: operations.length, failures: this.#failures }, 'customer.io queue batch failed; it will be sent again')
       return
     }
+    if (batch.handedOver) return
+    this.#failures = 0
     const errors = (result as { errors?: Array<{ batch_index?: unknown, reason?: unknown }> } | undefined)?.errors
     const rejected = new Set<number>()
     if (Array.isArray(errors)) {
@@ -229,7 +280,7 @@ export class CioQueue {
    * that overflows the queue must not become a burst of log lines.
    */
   #logDrop (reason: DropReason, count: number): void {
-    const now = Date.now()
+    const now = this.#clock.now()
     const state = this.#dropLog.get(reason) ?? { at: -Infinity, unlogged: 0 }
     state.unlogged += count
     if (now - state.at >= 1000) {

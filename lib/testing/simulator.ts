@@ -1,5 +1,5 @@
 import http from 'node:http'
-import type { AddressInfo } from 'node:net'
+import type { AddressInfo, Socket } from 'node:net'
 import { randomBytes, timingSafeEqual } from 'node:crypto'
 import { Region } from 'customerio-node'
 import { operations, type Api, type Operation, type OperationName } from '../operations.ts'
@@ -124,6 +124,8 @@ export class CioSimulator {
   /** Every request received, in order. */
   readonly requests: RecordedRequest[] = []
   readonly #history = new EventHistory()
+  readonly #waiters = new Set<() => void>()
+  readonly #sockets = new Set<Socket>()
   #faults: Array<Fault & { remaining: number }> = []
   readonly #server: http.Server
   readonly #random: () => number
@@ -137,6 +139,13 @@ export class CioSimulator {
     this.#random = seeded(options.seed ?? 1)
     this.#rejectBatchOperation = options.rejectBatchOperation
     this.#server = http.createServer((req, res) => { this.#handle(req, res) })
+    this.#server.on('connection', (socket) => {
+      this.#sockets.add(socket)
+      socket.on('close', () => {
+        this.#sockets.delete(socket)
+        this.#notify()
+      })
+    })
   }
 
   /** Base URL, e.g. `http://127.0.0.1:40123`. */
@@ -189,6 +198,30 @@ export class CioSimulator {
     return fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...signWebhook(body, key, timestamp) }, body })
   }
 
+  /** Client connections open now (a client that gave up on a hanging request closes its one). */
+  get openConnections (): number { return this.#sockets.size }
+
+  /**
+   * Resolves once `condition` holds, checking it now, after every request the simulator
+   * records and whenever a connection closes: a test waits for what it expects to happen,
+   * never for a fixed time.
+   */
+  async until (condition: (sim: this) => boolean): Promise<void> {
+    if (condition(this)) return
+    await new Promise<void>((resolve) => {
+      const check = () => {
+        if (!condition(this)) return
+        this.#waiters.delete(check)
+        resolve()
+      }
+      this.#waiters.add(check)
+    })
+  }
+
+  #notify (): void {
+    for (const check of [...this.#waiters]) check()
+  }
+
   async close (): Promise<void> {
     this.#server.closeAllConnections()
     await new Promise<void>((resolve) => this.#server.close(() => resolve()))
@@ -237,6 +270,7 @@ export class CioSimulator {
           status,
           applied
         })
+        this.#notify()
       }
       const respond = () => {
         if (fault?.hang === true) return answer('hang')
