@@ -9,11 +9,11 @@ const root = fileURLToPath(new URL('..', import.meta.url))
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
 const REPO = 'https://github.com/fastify-customerio-observability/fastify-customerio-observability'
 
-/** The environment without tap's coverage and loader hooks, which the build must not inherit. */
+/** The environment without tap's hooks and with coverage off (tap re-adds its loader to every child). */
 function cleanEnv (): NodeJS.ProcessEnv {
   const env = { ...process.env }
   for (const key of Object.keys(env)) if (/^(NODE_OPTIONS|NODE_V8_COVERAGE|TAP|_TAPJS)/.test(key)) delete env[key]
-  return env
+  return { ...env, _TAPJS_PROCESSINFO_COVERAGE_: '0' }
 }
 
 t.test('package.json: licence, links and the files it ships', async (t) => {
