@@ -43,9 +43,8 @@ const config = (app as unknown as { config: Config }).config
 
 const embedded = config.CUSTOMERIO_SITE_ID === undefined && config.CUSTOMERIO_APP_API_KEY === undefined
 let simulator: CioSimulator | undefined
-// Webhooks are verified with CUSTOMERIO_WEBHOOK_SIGNING_KEY, or with the simulator the published demo key.
-const signingKeys = config.CUSTOMERIO_WEBHOOK_SIGNING_KEY ?? (embedded ? DEMO_SIGNING_KEY : undefined)
-const signingKey = signingKeyFrom({ CUSTOMERIO_WEBHOOK_SIGNING_KEY: signingKeys })
+// Webhooks are verified with CUSTOMERIO_WEBHOOK_SIGNING_KEY or, with the simulator, the published demo key.
+const demoKey = config.CUSTOMERIO_WEBHOOK_SIGNING_KEY === undefined
 if (embedded) {
   simulator = await createCioSimulator()
   // A little realism: some calls fail or are slow, so the error and latency panels move.
@@ -57,7 +56,7 @@ if (embedded) {
 await app.register(cioObservability, (parent) => simulator === undefined
   ? { env: (parent as unknown as { config: Record<string, string> }).config }
   : {
-      env: { CUSTOMERIO_WEBHOOK_SIGNING_KEY: signingKeys },
+      env: { CUSTOMERIO_WEBHOOK_SIGNING_KEY: config.CUSTOMERIO_WEBHOOK_SIGNING_KEY ?? DEMO_SIGNING_KEY },
       siteId: simulator.siteId,
       trackApiKey: simulator.trackApiKey,
       appApiKey: simulator.appApiKey,
@@ -111,7 +110,7 @@ if (simulator !== undefined && config.TRAFFIC_INTERVAL_MS > 0) {
       app.inject({ method: 'POST', url: '/signup', payload: { id, plan: n % 3 === 0 ? 'pro' : 'free' } }),
       n % 4 === 0 ? app.inject({ method: 'POST', url: `/orders/${n}/receipt` }) : undefined,
       app.inject({ method: 'POST', url: '/pageviews', payload: { id, path: `/docs/${n % 7}` } }),
-      sim.sendWebhook(`${address}/webhooks/customerio`, webhookEvent(n % 5 === 0 ? 'push' : 'email', FUNNEL[n % FUNNEL.length]!, { transactional_message_id: 1 }), signingKey)
+      sim.sendWebhook(`${address}/webhooks/customerio`, webhookEvent(n % 5 === 0 ? 'push' : 'email', FUNNEL[n % FUNNEL.length]!, { transactional_message_id: 1 }), signingKeyFrom(config))
     ]
     Promise.all(calls).catch((err: unknown) => app.log.error({ err }, 'background traffic failed'))
   }, config.TRAFFIC_INTERVAL_MS)
@@ -123,8 +122,8 @@ const lines = [
   `  signup:   curl -XPOST ${address}/signup -H 'content-type: application/json' -d '{"id":"42"}'`,
   `  receipt:  curl -XPOST ${address}/orders/1/receipt`,
   `  pageview: curl -XPOST ${address}/pageviews -H 'content-type: application/json' -d '{"id":"42","path":"/pricing"}'`,
-  `  webhook:  ${address}/webhooks/customerio (Customer.io reporting webhooks, signed with ${config.CUSTOMERIO_WEBHOOK_SIGNING_KEY === undefined ? `the demo key "${DEMO_SIGNING_KEY}"` : 'CUSTOMERIO_WEBHOOK_SIGNING_KEY'})`,
-  `  send one: ${config.CUSTOMERIO_WEBHOOK_SIGNING_KEY === undefined ? '' : '(with the same CUSTOMERIO_WEBHOOK_SIGNING_KEY) '}npm run send-webhook -- ${address}`,
+  `  webhook:  ${address}/webhooks/customerio (Customer.io reporting webhooks, signed with ${demoKey ? `the demo key "${DEMO_SIGNING_KEY}"` : 'CUSTOMERIO_WEBHOOK_SIGNING_KEY'})`,
+  `  send one: ${demoKey ? '' : '(with the same CUSTOMERIO_WEBHOOK_SIGNING_KEY) '}npm run send-webhook -- ${address}`,
   simulator === undefined ? '  Customer.io: live API' : `  Customer.io: embedded simulator at ${simulator.url} (background traffic every ${config.TRAFFIC_INTERVAL_MS} ms)`
 ]
 console.log(lines.join('\n'))
