@@ -71,7 +71,10 @@ t.test('the example starts without warnings, counts a signed webhook sent by sen
   t.equal(stderr, '', 'nothing on stderr')
 
   server.kill('SIGTERM')
+  // A generous bound, well past the example's own 15 s close-with-grace delay, only so a hang fails clearly.
+  const bound = setTimeout(() => server.kill('SIGKILL'), 60_000)
   const [code, signal] = await exited
+  clearTimeout(bound)
   t.same({ code, signal }, { code: 0, signal: null }, `a clean exit on SIGTERM:\n${stderr}`)
   t.equal(stderr, '', 'nothing on stderr while closing either')
 })
