@@ -1,14 +1,16 @@
 /**
- * Example app: `npm start`. Without CUSTOMERIO_* credentials it starts the embedded
- * Customer.io simulator, points the plugin at it and makes light background traffic so
- * /metrics has live data. With credentials it talks to Customer.io and makes no traffic.
+ * Example app: `npm start` (HOST, PORT, TRAFFIC_INTERVAL_MS from the environment). Without
+ * CUSTOMERIO_* credentials it starts the embedded Customer.io simulator, points the plugin at
+ * it and makes light background traffic so /metrics has live data. With credentials it talks
+ * to Customer.io and makes no traffic. `npm run send-webhook` sends it one signed webhook.
  */
-import Fastify from 'fastify'
+import Fastify, { LogController } from 'fastify'
 import fastifyEnv from '@fastify/env'
-import { randomBytes } from 'node:crypto'
+import closeWithGrace from 'close-with-grace'
 import { SendEmailRequest } from 'customerio-node'
 import cioObservability, { cioEnvSchema, cioRedactPaths } from '../lib/index.ts'
 import { createCioSimulator, webhookEvent, type CioSimulator } from '../lib/testing/index.ts'
+import { DEMO_SIGNING_KEY, signingKeyFrom } from './demo-key.ts'
 
 interface Config {
   HOST: string
@@ -22,7 +24,8 @@ interface Config {
   CUSTOMERIO_WEBHOOK_SIGNING_KEY?: string
 }
 
-const app = Fastify({ logger: { level: 'info', redact: [...cioRedactPaths] }, disableRequestLogging: true })
+// No per-request lines: the background traffic would flood the output.
+const app = Fastify({ logger: { level: 'info', redact: [...cioRedactPaths] }, logController: new LogController({ disableRequestLogging: true }) })
 
 await app.register(fastifyEnv, {
   confKey: 'config',
@@ -40,8 +43,8 @@ const config = (app as unknown as { config: Config }).config
 
 const embedded = config.CUSTOMERIO_SITE_ID === undefined && config.CUSTOMERIO_APP_API_KEY === undefined
 let simulator: CioSimulator | undefined
-// The embedded simulator signs its demo webhooks with a key made up for this run.
-const demoSigningKey = randomBytes(24).toString('base64url')
+// Webhooks are verified with CUSTOMERIO_WEBHOOK_SIGNING_KEY or, with the simulator, the published demo key.
+const demoKey = config.CUSTOMERIO_WEBHOOK_SIGNING_KEY === undefined
 if (embedded) {
   simulator = await createCioSimulator()
   // A little realism: some calls fail or are slow, so the error and latency panels move.
@@ -53,13 +56,13 @@ if (embedded) {
 await app.register(cioObservability, (parent) => simulator === undefined
   ? { env: (parent as unknown as { config: Record<string, string> }).config }
   : {
-      env: {},
+      env: { CUSTOMERIO_WEBHOOK_SIGNING_KEY: config.CUSTOMERIO_WEBHOOK_SIGNING_KEY ?? DEMO_SIGNING_KEY },
       siteId: simulator.siteId,
       trackApiKey: simulator.trackApiKey,
       appApiKey: simulator.appApiKey,
       region: simulator.region,
       client: { retry: { minTimeoutMs: 20, maxTimeoutMs: 200 } },
-      webhook: { signingKeys: demoSigningKey, onEvent: (event) => app.log.debug({ object_type: event.object_type, metric: event.metric }, 'webhook event') }
+      webhook: { onEvent: (event) => app.log.debug({ object_type: event.object_type, metric: event.metric }, 'webhook event') }
     })
 
 app.post<{ Body: { id: string, plan?: string } }>('/signup', {
@@ -107,7 +110,7 @@ if (simulator !== undefined && config.TRAFFIC_INTERVAL_MS > 0) {
       app.inject({ method: 'POST', url: '/signup', payload: { id, plan: n % 3 === 0 ? 'pro' : 'free' } }),
       n % 4 === 0 ? app.inject({ method: 'POST', url: `/orders/${n}/receipt` }) : undefined,
       app.inject({ method: 'POST', url: '/pageviews', payload: { id, path: `/docs/${n % 7}` } }),
-      sim.sendWebhook(`${address}/webhooks/customerio`, webhookEvent(n % 5 === 0 ? 'push' : 'email', FUNNEL[n % FUNNEL.length]!, { transactional_message_id: 1 }), demoSigningKey)
+      sim.sendWebhook(`${address}/webhooks/customerio`, webhookEvent(n % 5 === 0 ? 'push' : 'email', FUNNEL[n % FUNNEL.length]!, { transactional_message_id: 1 }), signingKeyFrom(config))
     ]
     Promise.all(calls).catch((err: unknown) => app.log.error({ err }, 'background traffic failed'))
   }, config.TRAFFIC_INTERVAL_MS)
@@ -119,14 +122,14 @@ const lines = [
   `  signup:   curl -XPOST ${address}/signup -H 'content-type: application/json' -d '{"id":"42"}'`,
   `  receipt:  curl -XPOST ${address}/orders/1/receipt`,
   `  pageview: curl -XPOST ${address}/pageviews -H 'content-type: application/json' -d '{"id":"42","path":"/pricing"}'`,
-  `  webhook:  ${address}/webhooks/customerio (Customer.io reporting webhooks, signed)`,
+  `  webhook:  ${address}/webhooks/customerio (Customer.io reporting webhooks, signed with ${demoKey ? `the demo key "${DEMO_SIGNING_KEY}"` : 'CUSTOMERIO_WEBHOOK_SIGNING_KEY'})`,
+  `  send one: ${demoKey ? '' : '(with the same CUSTOMERIO_WEBHOOK_SIGNING_KEY) '}npm run send-webhook -- ${address}`,
   simulator === undefined ? '  Customer.io: live API' : `  Customer.io: embedded simulator at ${simulator.url} (background traffic every ${config.TRAFFIC_INTERVAL_MS} ms)`
 ]
 console.log(lines.join('\n'))
 
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    app.log.info({ signal }, 'closing')
-    app.close().then(() => process.exit(0), (err: unknown) => { app.log.error({ err }, 'close failed'); process.exit(1) })
-  })
-}
+// SIGTERM, SIGINT or a crash: close (flushing the queue), exit 0, or 1 after an error or 15 s.
+closeWithGrace({ delay: 15_000 }, async ({ err }) => {
+  if (err !== undefined) app.log.error({ err }, 'closing after an error')
+  await app.close() // flushes fastify.cio.queue, within queue.shutdownTimeoutMs (10 s)
+})

@@ -120,16 +120,17 @@ export async function setupExposition (fastify: FastifyInstance, metrics: Metric
   const { endpoint } = metrics
   if (endpoint !== false) {
     fastify.route({
-      method: 'GET',
+      // HEAD is declared here rather than left to Fastify's automatic HEAD route, which
+      // would render the whole registry only to drop the body.
+      method: ['GET', 'HEAD'],
       url: endpoint,
       logLevel: 'warn',
-      exposeHeadRoute: false,
       config: { disableMetrics: true },
       handler: async (request: FastifyRequest, reply: FastifyReply) => {
-        if (wantsOpenMetrics(request)) {
-          return reply.type(client.Registry.OPENMETRICS_CONTENT_TYPE).send(await renderOpenMetrics(client))
-        }
-        return reply.type(client.register.contentType).send(await client.register.metrics())
+        const openMetrics = wantsOpenMetrics(request)
+        reply.type(openMetrics ? client.Registry.OPENMETRICS_CONTENT_TYPE : client.register.contentType)
+        if (request.method === 'HEAD') return reply.send()
+        return reply.send(openMetrics ? await renderOpenMetrics(client) : await client.register.metrics())
       }
     })
   }
