@@ -1,5 +1,5 @@
 import { CustomerIORequestError, MissingParamError } from 'customerio-node'
-import { CioNotConfiguredError } from './errors.ts'
+import { CioApiError, CioInvalidArgumentError, CioNotConfiguredError } from './errors.ts'
 
 /** HTTP statuses that keep their own label value; others fold into `4xx` / `5xx`. */
 const LISTED_STATUSES = ['400', '401', '403', '404', '408', '409', '413', '422', '429', '500', '502', '503', '504'] as const
@@ -33,6 +33,9 @@ export function statusLabel (statusCode: number): AttemptStatus {
  * redirect without Location) as plain `Error`s raised before any status check.
  */
 export function classify (err: unknown): ErrorType {
+  // What fastify.cio rejects with already says (the queue classifies its batch failures here).
+  if (err instanceof CioApiError) return err.errorType
+  if (err instanceof CioInvalidArgumentError) return 'invalid_argument'
   if (err instanceof CustomerIORequestError) {
     const label = statusLabel(err.statusCode)
     return label === '2xx' ? '_other' : label

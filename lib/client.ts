@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks'
 import type { FastifyBaseLogger } from 'fastify'
 import type { AttemptObserver, CallScope } from './attempts.ts'
+import { rejectionFor } from './call-error.ts'
 import { classify, type ErrorType } from './classify.ts'
 import { CioNotConfiguredError } from './errors.ts'
 import { withEventId } from './event-id.ts'
@@ -22,6 +23,8 @@ export interface ClientDeps {
   readonly observer: AttemptObserver
   readonly tracing: Tracing | undefined
   readonly log: FastifyBaseLogger
+  /** Values masked wherever they appear in an error (API and signing keys). */
+  readonly secrets: readonly string[]
 }
 
 /** Every SDK method, promise-returning; see {@link CioMethods}. */
@@ -54,7 +57,7 @@ function deliveryIdOf (result: unknown): string | undefined {
  * the SDK's own result, or the SDK's own error object, unchanged.
  */
 export function createClient (deps: ClientDeps): CioClient {
-  const { sdk, servers, metrics, observer, tracing, log } = deps
+  const { sdk, servers, metrics, observer, tracing, log, secrets } = deps
   const histogramBudget = new LabelBudget(HISTOGRAM_LABEL_SETS)
   const errorBudget = new LabelBudget(ERROR_LABEL_SETS)
 
@@ -83,6 +86,13 @@ export function createClient (deps: ClientDeps): CioClient {
     }
   }
 
+  /** Records a failed call and returns what the caller's promise rejects with. */
+  function fail (scope: CallScope, start: number, errorType: ErrorType, err: unknown): unknown {
+    const rejection = rejectionFor(err, scope.op, errorType, scope.statusCode, secrets)
+    finish(scope, start, errorType, undefined, err)
+    return rejection
+  }
+
   function instrument (op: Operation, args: unknown[]): Promise<unknown> {
     const start = performance.now()
     const target = sdk[op.api] as Sdk | undefined
@@ -98,12 +108,11 @@ export function createClient (deps: ClientDeps): CioClient {
       pending = observer.run(scope, span === undefined ? call : () => span.run(call))
     } catch (err) {
       // The SDK validates arguments synchronously, before any promise exists.
-      finish(scope, start, err instanceof CioNotConfiguredError ? 'not_configured' : 'invalid_argument', undefined, err)
-      return Promise.reject(err)
+      return Promise.reject(fail(scope, start, err instanceof CioNotConfiguredError ? 'not_configured' : 'invalid_argument', err))
     }
     return pending.then(
       (result) => { finish(scope, start, undefined, result); return result },
-      (err: unknown) => { finish(scope, start, classify(err), undefined, err); throw err }
+      (err: unknown) => { throw fail(scope, start, classify(err), err) }
     )
   }
 

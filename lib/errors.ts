@@ -1,4 +1,6 @@
 import createError from '@fastify/error'
+import type { ErrorType } from './classify.ts'
+import type { Api } from './operations.ts'
 
 // Messages name the option, variable or operation at fault, never a value: values may be secrets.
 
@@ -24,4 +26,45 @@ export const CioWebhookHandlerError = createError('FST_CIO_WEBHOOK_HANDLER_FAILE
 /** `fastify.cio.queue` was handed something that is not a Track v2 operation. */
 export const CioInvalidOperationError = createError<'FST_CIO_INVALID_OPERATION', 400, [string]>(
   'FST_CIO_INVALID_OPERATION', 'Invalid Customer.io queue operation: %s', 400, TypeError
+)
+
+const ApiError = createError<'FST_CIO_API_ERROR', 502 | 504, [string, { cause: unknown }]>('FST_CIO_API_ERROR', '%s', 502)
+
+export interface CioCallFailure {
+  readonly errorType: ErrorType
+  readonly api: Api
+  /** The `operation` label: the method name in snake_case. */
+  readonly operation: string
+  /** Customer.io's HTTP status, when an answer arrived. */
+  readonly upstreamStatus?: number | undefined
+  /** The SDK's own error, sanitised. */
+  readonly cause: unknown
+}
+
+/**
+ * A Customer.io call that failed upstream. `statusCode` is what the app should answer if
+ * it lets the error propagate: 504 for a timeout, 502 otherwise; never Customer.io's own
+ * 401/404/422, which would become the app's answer to its own client. The SDK's error is
+ * `cause`, with personal data and keys masked like everything the plugin logs.
+ */
+export class CioApiError extends ApiError {
+  readonly errorType: ErrorType
+  readonly api: Api
+  readonly operation: string
+  readonly upstreamStatus: number | undefined
+
+  constructor (failure: CioCallFailure) {
+    const what = failure.errorType === 'timeout' ? 'timed out' : failure.upstreamStatus === undefined ? failure.errorType : `answered ${failure.upstreamStatus}`
+    super(`Customer.io ${failure.api} API call ${failure.operation} failed: ${what}`, { cause: failure.cause })
+    this.errorType = failure.errorType
+    this.api = failure.api
+    this.operation = failure.operation
+    this.upstreamStatus = failure.upstreamStatus
+    if (failure.errorType === 'timeout') this.statusCode = 504
+  }
+}
+
+/** A `fastify.cio` call the SDK refused before sending it (a missing or wrong argument); `cause` is the SDK's error. */
+export const CioInvalidArgumentError = createError<'FST_CIO_INVALID_ARGUMENT', 500, [string, string, { cause: unknown }]>(
+  'FST_CIO_INVALID_ARGUMENT', 'Invalid argument to Customer.io %s: %s', 500, TypeError
 )

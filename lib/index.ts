@@ -66,7 +66,8 @@ const cioObservabilityPlugin: FastifyPluginAsync<CioObservabilityOptions> = asyn
     metrics,
     observer,
     tracing,
-    log
+    log,
+    secrets
   })
   const queue: CioQueue | undefined = options.queue === false
     ? undefined
@@ -107,7 +108,7 @@ export const cioObservability = fp(cioObservabilityPlugin, { fastify: '5.x', nam
 export default cioObservability
 
 export {
-  CioInvalidOptionsError, CioNotConfiguredError, CioWebhookSignatureMissingError, CioWebhookSignatureInvalidError,
+  CioApiError, CioInvalidArgumentError, CioInvalidOptionsError, CioNotConfiguredError, CioWebhookSignatureMissingError, CioWebhookSignatureInvalidError,
   CioWebhookTimestampStaleError, CioWebhookMalformedError, CioWebhookTooLargeError, CioWebhookUnsupportedMediaTypeError,
   CioWebhookHandlerError, CioInvalidOperationError
 } from './errors.ts'

@@ -1,6 +1,7 @@
 import envSchema from 'env-schema'
 import { Region, RegionEU, RegionUS } from 'customerio-node'
-import type { RequestDefaults, RetryOptions } from 'customerio-node'
+import type { RetryOptions } from 'customerio-node'
+import type { Dispatcher } from 'undici'
 import { resolveMetricsOptions, type CioMetricsOptions, type MetricsSettings } from './exposition.ts'
 import type { Api } from './operations.ts'
 import { resolveQueueOptions, type CioQueueOptions, type QueueSettings } from './queue/options.ts'
@@ -21,8 +22,8 @@ export interface CioClientOptions {
   /** Per-attempt timeout in milliseconds (SDK default 10 000). */
   timeout?: number
   retry?: Partial<RetryOptions>
-  /** An undici `Dispatcher` (Agent, ProxyAgent, …). */
-  dispatcher?: RequestDefaults['dispatcher']
+  /** An undici `Dispatcher` (Agent, ProxyAgent, …); stays the app's to close. Default: a pool the plugin owns. */
+  dispatcher?: Dispatcher
 }
 
 export interface CioObservabilityOptions {
@@ -92,7 +93,8 @@ const RULES = {
   region: custom<Region | undefined>(undefined, (value, name) => {
     if (value === 'us') return RegionUS
     if (value === 'eu') return RegionEU
-    if (value instanceof Region) return value
+    // Duck-typed, so a Region from another copy of customerio-node is accepted too.
+    if (value instanceof Region || (isObject(value) && typeof value.trackUrl === 'string' && typeof value.apiUrl === 'string')) return value as Region
     invalid(name, "must be 'us', 'eu' or a customerio-node Region")
   }),
   // Only what was given reaches the SDK, so its own defaults hold for the rest.

@@ -2,7 +2,7 @@ import t from 'tap'
 import net from 'node:net'
 import { CustomerIORequestError, MissingParamError, Region } from 'customerio-node'
 import { classify, ERROR_TYPES, statusLabel } from '../lib/classify.ts'
-import { CioNotConfiguredError } from '../lib/errors.ts'
+import { CioApiError, CioInvalidArgumentError, CioNotConfiguredError } from '../lib/errors.ts'
 import { buildApp, scrape, series, simOptions, startSimulator } from './helpers.ts'
 
 const requestError = (status: number) => new CustomerIORequestError({ meta: { error: 'x' } }, status, { statusCode: status, headers: {}, ok: false }, '{}')
@@ -30,11 +30,13 @@ t.test('errors without a status', async (t) => {
   t.equal(classify(new CioNotConfiguredError('Track', 'siteId')), 'not_configured')
   t.equal(classify(new TypeError('something else')), '_other')
   t.equal(classify('a string'), '_other')
+  t.equal(classify(new CioApiError({ errorType: '429', api: 'track', operation: 'batch', upstreamStatus: 429, cause: undefined })), '429', 'a rejection of fastify.cio keeps its type')
+  t.equal(classify(new CioInvalidArgumentError('batch', 'x', { cause: undefined })), 'invalid_argument')
   for (const type of ERROR_TYPES) t.notMatch(type, /[A-Z ]/, 'labels are lower-case tokens')
 })
 
 /** Runs one failing call against the simulator and returns what the metrics say about it. */
-async function failOnce (t: { teardown: (fn: () => unknown) => void }, setup: (sim: Awaited<ReturnType<typeof startSimulator>>) => void, call: (cio: any) => Promise<unknown>, extra = {}) {
+async function failOnce (t: { teardown: (fn: () => unknown) => void }, setup: (sim: Awaited<ReturnType<typeof startSimulator>>) => void, call: (cio: any) => Promise<unknown>, extra = {}): Promise<{ err: any, metrics: Map<string, number>, logs: any, sim: any }> {
   const sim = await startSimulator(t)
   setup(sim)
   const { app, logs } = await buildApp(t, simOptions(sim, { client: { retry: { maxRetries: 0 } }, ...extra }))
@@ -48,8 +50,10 @@ t.test('every HTTP failure is classified and counted over real HTTP', async (t) 
   const cases: Array<[number, string]> = [[400, '400'], [401, '401'], [403, '403'], [404, '404'], [408, '408'], [409, '409'], [413, '413'], [422, '422'], [429, '429'], [500, '500'], [502, '502'], [503, '503'], [504, '504'], [418, '4xx'], [599, '5xx']]
   for (const [status, type] of cases) {
     const { err, metrics } = await failOnce(t, (sim) => sim.fault({ operation: 'identify', status }), identify)
-    t.ok(err instanceof CustomerIORequestError, `${status} keeps the SDK's error class`)
-    t.equal((err as CustomerIORequestError).statusCode, status)
+    t.ok(err instanceof CioApiError, `${status} rejects with CioApiError`)
+    t.match(err, { code: 'FST_CIO_API_ERROR', statusCode: 502, errorType: type, api: 'track', operation: 'identify', upstreamStatus: status })
+    t.ok(err.cause instanceof CustomerIORequestError, 'the SDK\'s error is the cause')
+    t.equal(err.cause.statusCode, status)
     t.equal(metrics.get(series('cio_api_errors_total', { api: 'track', operation: 'identify', error_type: type })), 1, `${status} → ${type}`)
     t.equal(metrics.get(series('cio_api_request_duration_seconds_count', { api: 'track', operation: 'identify', outcome: 'error' })), 1)
   }
@@ -58,12 +62,14 @@ t.test('every HTTP failure is classified and counted over real HTTP', async (t) 
 t.test('timeouts, resets, refused connections and unreadable answers', async (t) => {
   // The timeout fires against a server that never answers, so it races nothing.
   const timeout = await failOnce(t, (sim) => sim.fault({ hang: true }), identify, { client: { timeout: 1_000, retry: { maxRetries: 0 } } })
-  t.equal((timeout.err as Error).name, 'TimeoutError')
+  t.match(timeout.err, { code: 'FST_CIO_API_ERROR', statusCode: 504, errorType: 'timeout', upstreamStatus: undefined })
+  t.equal(timeout.err.cause.name, 'TimeoutError')
   t.equal(timeout.metrics.get(series('cio_api_errors_total', { api: 'track', operation: 'identify', error_type: 'timeout' })), 1)
   t.equal(timeout.metrics.get(series('cio_api_attempts_total', { api: 'track', status_code: 'timeout' })), 1)
 
   const reset = await failOnce(t, (sim) => sim.fault({ reset: true }), identify)
-  t.equal((reset.err as Error).message, 'fetch failed')
+  t.match(reset.err, { statusCode: 502, errorType: 'network' })
+  t.equal(reset.err.cause.message, 'fetch failed')
   t.equal(reset.metrics.get(series('cio_api_errors_total', { api: 'track', operation: 'identify', error_type: 'network' })), 1)
   t.equal(reset.metrics.get(series('cio_api_attempts_total', { api: 'track', status_code: 'network' })), 1)
 
@@ -76,7 +82,8 @@ t.test('timeouts, resets, refused connections and unreadable answers', async (t)
   t.equal(refused.metrics.get(series('cio_api_errors_total', { api: 'track', operation: 'identify', error_type: 'network' })), 1)
 
   const html = await failOnce(t, (sim) => sim.fault({ status: 502, body: '<html>Bad Gateway</html>' }), identify)
-  t.match((html.err as Error).message, /^Unable to parse JSON/)
+  t.match(html.err, { statusCode: 502, errorType: 'invalid_response', upstreamStatus: 502 }, 'the status the attempt saw')
+  t.match(html.err.cause.message, /^Unable to parse JSON/)
   t.equal(html.metrics.get(series('cio_api_errors_total', { api: 'track', operation: 'identify', error_type: 'invalid_response' })), 1)
   t.equal(html.metrics.get(series('cio_api_attempts_total', { api: 'track', status_code: '502' })), 1, 'the attempt still shows its status')
 
@@ -87,10 +94,12 @@ t.test('timeouts, resets, refused connections and unreadable answers', async (t)
 
 t.test('synchronous SDK throws become counted rejections', async (t) => {
   const { err, metrics } = await failOnce(t, () => {}, (cio) => cio.identify('', {}))
-  t.ok(err instanceof MissingParamError, 'the SDK error object reaches the caller')
+  t.ok(err instanceof CioInvalidArgumentError, 'a caller mistake keeps its own class')
+  t.match(err, { code: 'FST_CIO_INVALID_ARGUMENT', statusCode: 500, message: /identify: customerId/ })
+  t.ok(err.cause instanceof MissingParamError, 'the SDK error object is the cause')
   t.equal(metrics.get(series('cio_api_errors_total', { api: 'track', operation: 'identify', error_type: 'invalid_argument' })), 1)
   const bad = await failOnce(t, () => {}, (cio) => cio.sendEmail({ not: 'a request' }))
-  t.match((bad.err as Error).message, /SendEmailRequest/)
+  t.match(bad.err, { code: 'FST_CIO_INVALID_ARGUMENT', message: /send_email: .*SendEmailRequest/ })
   t.equal(bad.metrics.get(series('cio_api_errors_total', { api: 'app', operation: 'send_email', error_type: 'invalid_argument' })), 1)
 })
 

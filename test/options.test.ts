@@ -39,7 +39,7 @@ t.test('bad options fail ready() with FST_CIO_INVALID_OPTIONS naming the option,
     ['metrics key', { metrics: { path: '/m' }, env: {} }, /"metrics.path"/],
     ['metrics endpoint', { metrics: { endpoint: 'metrics' }, env: {} }, /"metrics.endpoint".*start with/],
     ['metrics defaultMetrics', { metrics: { defaultMetrics: 'yes' }, env: {} }, /"metrics.defaultMetrics"/],
-    ['no signing key', { env: {} }, /"webhook.signingKeys".*unless webhook is false/],
+    ['no signing key for an explicit webhook', { webhook: {}, env: {} }, /"webhook.signingKeys".*when webhook is set/],
     ['empty env key in list', { env: { CUSTOMERIO_WEBHOOK_SIGNING_KEY: `${SECRET},` } }, /"CUSTOMERIO_WEBHOOK_SIGNING_KEY"/],
     ['webhook type', { webhook: true, env: {} }, /"webhook"/],
     ['webhook key', { webhook: { signingKey: SECRET }, env: {} }, /"webhook.signingKey"/],
@@ -60,6 +60,27 @@ t.test('bad options fail ready() with FST_CIO_INVALID_OPTIONS naming the option,
     t.notMatch(err?.message, SECRET, `${name}: no secret in the message`)
   }
   t.equal((await readyError({ webhook: false, env: {} }))?.code, undefined, 'an unconfigured client without a webhook is a valid setup')
+})
+
+t.test('zero-config: no options and no environment register an instrumented client, metrics and no webhook route', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(cioObservability, { env: {} })
+  await app.ready()
+  await t.rejects(app.cio.identify('p1', {}), { code: 'FST_CIO_NOT_CONFIGURED' })
+  const metrics = await app.inject('/metrics')
+  t.equal(metrics.statusCode, 200)
+  t.match(metrics.body, /cio_api_errors_total\{api="track",operation="identify",error_type="not_configured"\} 1/)
+  t.equal((await app.inject({ method: 'POST', url: '/webhooks/customerio', payload: {} })).statusCode, 404, 'no webhook route')
+  t.equal(app.cio.queue, undefined)
+  t.equal(resolveOptions({ env: {} }).webhook, false)
+  t.not(resolveOptions({ env: { CUSTOMERIO_WEBHOOK_SIGNING_KEY: 'k' } }).webhook, false, 'a key in the environment turns the route on')
+  t.not(resolveOptions({ env: {}, webhook: { signingKeys: 'k' } }).webhook, false, 'so does one in the options')
+})
+
+t.test('a Region from another copy of customerio-node is accepted', async (t) => {
+  const region = { trackUrl: 'http://127.0.0.1:1/api/v1', apiUrl: 'http://127.0.0.1:1/v1', pipelinesUrl: 'http://127.0.0.1:1/cdp/v1' }
+  t.equal(resolveOptions({ env: {}, region }).region, region)
 })
 
 t.test('options must be an object', async (t) => {

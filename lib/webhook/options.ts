@@ -49,9 +49,12 @@ export const WEBHOOK_DEFAULTS = Object.freeze({ ...defaultsOf(RULES), dedupe: { 
 
 export type WebhookSettings = Settings<typeof RULES> & { readonly signingKeys: readonly string[], readonly dedupe: DedupeStore }
 
-/** `false` when off; the keys come from the option or from `CUSTOMERIO_WEBHOOK_SIGNING_KEY`. */
+/**
+ * `false` when off: `webhook: false`, or no option and no `CUSTOMERIO_WEBHOOK_SIGNING_KEY`
+ * (an app that only wants client metrics). The keys come from the option or the variable.
+ */
 export function resolveWebhookOptions (value: unknown, keysFromEnv: string | undefined): false | WebhookSettings {
-  if (value === false) return false
+  if (value === false || (value === undefined && keysFromEnv === undefined)) return false
   const settings = resolveSection('webhook', value, RULES)
   return Object.freeze({
     ...settings,
@@ -61,7 +64,7 @@ export function resolveWebhookOptions (value: unknown, keysFromEnv: string | und
 }
 
 function envKeys (fromEnv: string | undefined): readonly string[] {
-  if (fromEnv === undefined) invalid('webhook.signingKeys', 'is required (or CUSTOMERIO_WEBHOOK_SIGNING_KEY) unless webhook is false')
+  if (fromEnv === undefined) invalid('webhook.signingKeys', 'is required (or CUSTOMERIO_WEBHOOK_SIGNING_KEY) when webhook is set')
   const keys = fromEnv.split(',').map((key) => key.trim())
   if (keys.some((key) => key === '')) invalid('CUSTOMERIO_WEBHOOK_SIGNING_KEY', 'must be a comma-separated list of non-empty keys')
   return Object.freeze(keys)

@@ -1,0 +1,41 @@
+import { CustomerIORequestError } from 'customerio-node'
+import type { ErrorType } from './classify.ts'
+import { CioApiError, CioInvalidArgumentError, CioNotConfiguredError } from './errors.ts'
+import type { Operation } from './operations.ts'
+import { sanitizeString } from './redact.ts'
+
+/**
+ * Masks personal data and keys in an SDK error, its cause chain included, in place. The
+ * error was made for this one call and nobody has seen it yet; an app that lets the
+ * rejection reach Fastify's default handler logs it with every cause's message and stack,
+ * and Customer.io's error bodies may echo the request (emails, phones, credentials).
+ */
+function scrub (err: unknown, secrets: readonly string[], depth = 0): void {
+  if (!(err instanceof Error) || depth > 4) return
+  const { message, stack } = err
+  const clean = sanitizeString(message, secrets)
+  // An own property: some errors (DOMException) have message as a getter only.
+  if (clean !== message) Object.defineProperty(err, 'message', { value: clean, writable: true, configurable: true })
+  if (stack !== undefined) {
+    const head = `${err.name}: ${message}`
+    const cleanStack = stack.startsWith(head) ? `${err.name}: ${clean}${stack.slice(head.length)}` : sanitizeString(stack, secrets)
+    if (cleanStack !== stack) Object.defineProperty(err, 'stack', { value: cleanStack, writable: true, configurable: true })
+  }
+  if (err instanceof CustomerIORequestError) err.body = sanitizeString(err.body, secrets)
+  scrub(err.cause, secrets, depth + 1)
+}
+
+/**
+ * What `fastify.cio` rejects with: the plugin's own errors as they are; an argument the SDK
+ * refused as `CioInvalidArgumentError` (500); any other failure as `CioApiError` (502, 504
+ * for a timeout). The SDK's error, sanitised, is the `cause` of either.
+ */
+export function rejectionFor (err: unknown, op: Operation, errorType: ErrorType, observedStatus: number | undefined, secrets: readonly string[]): unknown {
+  if (err instanceof CioNotConfiguredError) return err
+  scrub(err, secrets)
+  if (errorType === 'invalid_argument') {
+    return new CioInvalidArgumentError(op.label, err instanceof Error ? err.message : 'rejected by the SDK', { cause: err })
+  }
+  const upstreamStatus = err instanceof CustomerIORequestError ? err.statusCode : observedStatus
+  return new CioApiError({ errorType, api: op.api, operation: op.label, upstreamStatus, cause: err })
+}
