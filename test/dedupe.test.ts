@@ -1,5 +1,4 @@
 import t from 'tap'
-import { once } from 'node:events'
 import { setTimeout as delay } from 'node:timers/promises'
 import { Redis, type RedisOptions } from 'ioredis'
 import type { ClaimResult } from '../lib/webhook/dedupe.ts'
@@ -140,8 +139,9 @@ t.test('redis', async (t) => {
   })
 })
 
+/** Resolves once `client` is connected; unlike events.once(), a failed reconnection attempt on the way does not reject. */
 async function ready (client: Redis): Promise<void> {
-  if (client.status !== 'ready') await once(client, 'ready')
+  if (client.status !== 'ready') await new Promise((resolve) => client.once('ready', resolve))
 }
 
 /** Calls `fn` until `done` accepts its answer: the event a poll waits for, with a generous bound. */
