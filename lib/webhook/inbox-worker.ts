@@ -1,0 +1,65 @@
+import type { Job } from 'bullmq'
+import type { CioWebhookEvent } from './events.ts'
+import { DEFAULT_QUEUE_NAME, positiveInteger, type InboxEvent, type InboxWorkerOptions } from './inbox-options.ts'
+import { InboxResources } from './inbox-redis.ts'
+
+/**
+ * Runs the inbox's jobs: `process(event)` for each, with the attempts and backoff the producer
+ * stored with it. `WebhookInbox` starts one unless `worker: false`; an app that runs its workers
+ * in a separate process starts them there with {@link InboxWorker.start}.
+ */
+export class InboxWorker {
+  readonly #resources: InboxResources
+
+  private constructor (resources: InboxResources) {
+    this.#resources = resources
+  }
+
+  static async start<E extends InboxEvent = CioWebhookEvent> (options: InboxWorkerOptions<E>): Promise<InboxWorker> {
+    return await InboxWorker.prepare(options)()
+  }
+
+  /**
+   * Checks `options` and returns what starts the worker, so that `WebhookInbox` refuses bad
+   * options before it opens anything.
+   */
+  static prepare<E extends InboxEvent = CioWebhookEvent> (options: InboxWorkerOptions<E>): () => Promise<InboxWorker> {
+    const { process: handle, onCompleted, onFailed, concurrency = 1, lockDurationMs = 30_000, stalledIntervalMs = 30_000 } = options
+    positiveInteger(concurrency, 'concurrency')
+    positiveInteger(lockDurationMs, 'lockDurationMs')
+    positiveInteger(stalledIntervalMs, 'stalledIntervalMs')
+    return async () => {
+      // Loaded only now: an app that never opens an inbox needs no BullMQ.
+      const { Worker } = await import('bullmq')
+      const resources = new InboxResources(options.connection, options.log ?? console)
+      try {
+        const connection = await resources.connect('worker')
+        const worker = new Worker<E>(options.queueName ?? DEFAULT_QUEUE_NAME, async (job) => { await handle(job.data, job) }, {
+          connection, concurrency, lockDuration: lockDurationMs, stalledInterval: stalledIntervalMs
+        })
+        // Graceful unless Redis is gone: waiting for the active jobs to report back would then
+        // never end; they are left to the stalled check of the next worker.
+        resources.onClose(() => worker.close(connection.status !== 'ready'))
+        worker.on('error', resources.report)
+        if (onCompleted !== undefined) worker.on('completed', (job: Job<E>) => onCompleted(job.data, job))
+        if (onFailed !== undefined) {
+          // 'failed' follows every failed attempt; only the last one sets finishedOn. The job is
+          // there: BullMQ leaves it out only for a job that the failure removed, and failed jobs are kept.
+          worker.on('failed', (job: Job<E> | undefined, err: Error) => {
+            if (job!.finishedOn !== undefined) onFailed(job!.data, err, job!)
+          })
+        }
+        await worker.waitUntilReady()
+        return new InboxWorker(resources)
+      } catch (err) {
+        await resources.close()
+        throw err
+      }
+    }
+  }
+
+  /** Lets the active jobs finish (unless Redis is down), then closes the worker and its connections. */
+  close (): Promise<void> {
+    return this.#resources.close()
+  }
+}
