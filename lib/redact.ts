@@ -260,7 +260,8 @@ export function sanitize (value: unknown, secrets: readonly string[] = []): unkn
     if (Array.isArray(v)) return v.slice(0, MAX_ENTRIES).map((item) => walk(item, depth + 1))
     const out: Record<string, unknown> = {}
     for (const key of Object.keys(v).slice(0, MAX_ENTRIES)) {
-      out[key] = SENSITIVE_KEY.test(key) ? REDACTED : walk((v as Record<string, unknown>)[key], depth + 1)
+      // A key can be data too (a map keyed by address).
+      out[sanitizeString(key, secrets)] = SENSITIVE_KEY.test(key) ? REDACTED : walk((v as Record<string, unknown>)[key], depth + 1)
     }
     return out
   }
@@ -272,7 +273,8 @@ export function sanitize (value: unknown, secrets: readonly string[] = []): unkn
       const head = `${err.name}: ${err.message}`
       out.stack = err.stack.startsWith(head) ? `${err.name}: ${message}${err.stack.slice(head.length)}` : sanitizeString(err.stack, secrets)
     }
-    if (typeof err.code === 'string' || typeof err.code === 'number') out.code = err.code
+    if (typeof err.code === 'string') out.code = sanitizeString(err.code, secrets)
+    if (typeof err.code === 'number') out.code = err.code
     if (typeof err.statusCode === 'number') out.statusCode = err.statusCode
     if (err.cause !== undefined) out.cause = walk(err.cause, depth + 1)
     return out

@@ -263,3 +263,8 @@ t.test('escape edge cases decode or stay literal', async (t) => {
   t.equal(sanitizeString('jane%2525252540example.com'), 'jane%2525252540example.com', 'decoding stops after four rounds')
   t.equal(sanitizeString('+14155550100@example.com and +14155550100'), '[email] and [phone]', 'overlapping matches merge')
 })
+
+t.test('object keys and string error codes are sanitised too', async (t) => {
+  t.same(sanitize({ 'jane@example.com': { plan: 'pro' } }), { '[email]': { plan: 'pro' } })
+  t.equal((sanitize(Object.assign(new Error('x'), { code: 'E_FOR jane@example.com' })) as { code: string }).code, 'E_FOR [email]')
+})
