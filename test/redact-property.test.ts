@@ -6,6 +6,7 @@
 import t from 'tap'
 import { sanitize, sanitizeString } from '../lib/redact.ts'
 import { operations } from '../lib/operations.ts'
+import { ENCODINGS, leaks, type Pii } from './fixtures/leak-check.ts'
 
 /** mulberry32: small, seeded, repeatable. */
 function prng (seed: number): () => number {
@@ -70,30 +71,6 @@ function secret (): string {
   ])()
 }
 
-// Encodings ---------------------------------------------------------------------------------
-
-const hex = (c: string) => Array.from(Buffer.from(c), (b) => `%${b.toString(16).toUpperCase().padStart(2, '0')}`).join('')
-const uEscape = (c: string) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`
-const special = /[^A-Za-z0-9]/g
-
-const ENCODINGS: Record<string, (v: string) => string> = {
-  plain: (v) => v,
-  percent: (v) => encodeURIComponent(v),
-  'percent, lowercase hex': (v) => encodeURIComponent(v).replace(/%[0-9A-F]{2}/g, (m) => m.toLowerCase()),
-  'percent, every character': (v) => Array.from(v, hex).join(''),
-  'percent, twice': (v) => encodeURIComponent(encodeURIComponent(v)),
-  'form (+ for space)': (v) => new URLSearchParams({ v }).toString().slice(2),
-  'form, + kept literal': (v) => encodeURIComponent(v).replaceAll('%2B', '+').replaceAll('%20', '+'),
-  'JSON string': (v) => JSON.stringify(v).slice(1, -1),
-  'JSON \\u escapes': (v) => v.replace(special, uEscape),
-  'JSON inside a JSON string': (v) => JSON.stringify(JSON.stringify({ value: v })).slice(1, -1),
-  'JSON \\u inside a JSON string': (v) => JSON.stringify(v.replace(special, uEscape)).slice(1, -1),
-  'HTML decimal entities': (v) => v.replace(special, (c) => `&#${c.charCodeAt(0)};`),
-  'HTML hex entities': (v) => v.replace(special, (c) => `&#x${c.charCodeAt(0).toString(16)};`),
-  'HTML named entities': (v) => v.replaceAll('@', '&commat;').replaceAll('.', '&period;').replaceAll('+', '&plus;').replaceAll('(', '&lpar;').replaceAll(')', '&rpar;'),
-  'HTML entities, escaped again': (v) => v.replace(special, (c) => `&amp;#${c.charCodeAt(0)};`)
-}
-
 // Contexts ----------------------------------------------------------------------------------
 
 type Context = (encoded: string) => unknown
@@ -110,74 +87,6 @@ const CONTEXTS: Record<string, Context> = {
   'Error with a rewritten stack': (e) => Object.assign(new Error('request failed'), { stack: `Wrapped: ${e} failed\n    at handler (/app/index.js:1:1)` }),
   'nested objects and arrays': (e) => ({ detail: { items: [{ note: 'ok' }, { note: `see ${e}` }, [e]] } }),
   'error cause chain': (e) => new Error('outer', { cause: new TypeError('middle', { cause: { reason: `upstream said ${e}` } }) })
-}
-
-// Leak detection ------------------------------------------------------------------------------
-
-const ENTITY_NAMES: Record<string, string> = { commat: '@', period: '.', plus: '+', lpar: '(', rpar: ')', amp: '&', lt: '<', gt: '>', quot: '"', apos: "'", nbsp: ' ' }
-function decodeAll (text: string): string[] {
-  // Decoders independent of the sanitizer's own; each applied repeatedly and in every order.
-  const decoders = [
-    (s: string) => s.replace(/(?:%[0-9a-f]{2})+/gi, (m) => { try { return decodeURIComponent(m) } catch { return m } }),
-    (s: string) => s.replaceAll('+', ' '),
-    // One pass, left to right, so `\\u0040` (an escaped backslash, then text) is not read as `\u0040`.
-    (s: string) => s.replace(/\\(?:u([0-9a-f]{4})|(["\\/]))/gi, (_, h: string | undefined, c: string | undefined) => h === undefined ? c! : String.fromCharCode(Number.parseInt(h, 16))),
-    (s: string) => s.replace(/&#x([0-9a-f]+);?/gi, (_, h: string) => String.fromCodePoint(Number.parseInt(h, 16)))
-      .replace(/&#(\d+);?/g, (_, d: string) => String.fromCodePoint(Number(d)))
-      .replace(/&([a-z]+);/gi, (m, n: string) => ENTITY_NAMES[n.toLowerCase()] ?? m)
-  ]
-  const seen = new Set([text])
-  let frontier = [text]
-  for (let round = 0; round < 4; round++) {
-    const next: string[] = []
-    for (const s of frontier) {
-      for (const decode of decoders) {
-        const d = decode(s)
-        if (!seen.has(d)) { seen.add(d); next.push(d) }
-      }
-    }
-    frontier = next
-  }
-  return [...seen]
-}
-
-/** Every base64 (or base64url) run of the text decoded at each alignment, for keys hidden in credentials. */
-function base64Decodings (text: string): string[] {
-  const out: string[] = []
-  for (const [run] of text.matchAll(/[A-Za-z0-9+/_-]{12,}={0,2}/g)) {
-    for (let skip = 0; skip < 4; skip++) out.push(Buffer.from(run.slice(skip), 'base64').toString('latin1'))
-  }
-  return out
-}
-
-interface Pii { kind: 'email' | 'phone' | 'secret', value: string }
-/** What must not be found: the value, its distinctive parts, its encodings; for phones, the digits once separators are gone. */
-function needles ({ kind, value }: Pii): string[] {
-  if (kind === 'email') {
-    const core = /[a-z0-9]{5,}/i.exec(value.split('@')[0]!)![0]
-    const domain = value.split('@')[1]!.toLowerCase()
-    // A short domain (`ab.io`) could be part of the context's own text (`customer.io`).
-    return [value.toLowerCase(), core.toLowerCase(), ...(domain.length >= 10 ? [domain] : []), ...Object.values(ENCODINGS).map((e) => e(value).toLowerCase())]
-  }
-  if (kind === 'phone') return [value.replace(/\D/g, ''), ...Object.values(ENCODINGS).map((e) => e(value))]
-  return [value, ...Object.values(ENCODINGS).map((e) => e(value))]
-}
-
-function leaks (pii: Pii, output: string): string | undefined {
-  const wanted = needles(pii)
-  for (const form of decodeAll(output)) {
-    const haystacks = pii.kind === 'email'
-      ? [form.toLowerCase()]
-      : pii.kind === 'phone'
-        // Separators and masks go, so digits on both sides of a mask would join; masks stay apart.
-        ? [form, form.replace(/\[[a-z]+\]/gi, '|').replace(/[\s().+-]/g, '')]
-        : [form, ...base64Decodings(form)]
-    for (const haystack of haystacks) {
-      const found = wanted.find((n) => haystack.includes(n))
-      if (found !== undefined) return found
-    }
-  }
-  return undefined
 }
 
 const asText = (out: unknown) => typeof out === 'string' ? out : JSON.stringify(out)
