@@ -36,10 +36,11 @@ const SENSITIVE_KEY = /e-?mail|phone|mobile|msisdn|recipient|ip_?addr|password|p
 // so `node_modules/@scope/pkg/index.js` is no address; it ends in a TLD, or is a fragment that a
 // truncation cut off (`jane@exam…`, V8's `"jane.doe@e"...`).
 const EMAIL = /(?<![^\s@"'<>(),;:[\]\\])[^\s@"'<>(),;:[\]\\]+@(?:[^\s@"'<>(),;:[\]\\/?#&=]+\.[A-Za-z]{2,}|[^\s@"'<>(),;:[\]\\/?#&=]*(?="?(?:\.\.\.|…)))/g
-// Eight or more digits with phone punctuation ('+' too: form encoding's space); never a digit run
+// Eight or more digits with phone punctuation ('+' too: form encoding's space; Unicode dashes and
+// spaces, as typeset pages have them); never a digit run
 // inside a longer token (ids, ULIDs), never a date (`2026-01-31 12:00`), and never cut short where
 // digits go on (`1234567 2026-01-31T…` is an id and a timestamp).
-const PHONE = /(?<![\w+])(?!\d{4}([-./])\d\d\1\d\d(?!\d))\+?\d(?:[\s().+-]{0,2}\d){7,16}(?!\w|[-./:]\d)/g
+const PHONE = /(?<![\w+])(?!\d{4}([-./])\d\d\1\d\d(?!\d))\+?\d(?:[\s().+\-\u2010-\u2015\u2212]{0,2}\d){7,16}(?!\w|[-./:]\d)/g
 const CREDENTIAL = /\b(?:Bearer|Basic)\s+([\w.~+/=-]+)/gi
 const BASE64_CHAR = /[\w+/=-]/
 /** A string without these has nothing to decode. */
@@ -53,8 +54,8 @@ const ENTITIES: ReadonlyMap<string, string> = new Map([
   ['newline', '\n'], ['tab', '\t']
 ])
 const JSON_ESCAPES: Readonly<Record<string, string>> = { n: '\n', r: '\r', t: '\t', b: '\b', f: '\f', v: '\v', '"': '"', "'": "'", '\\': '\\', '/': '/' }
-/** Stands in for a decoded non-ASCII byte: a token character, neither a delimiter nor `\w`. */
-const NON_ASCII = '\u00b7'
+/** Stands in for what cannot be one UTF-16 unit (an astral character, a stray byte): a token character, neither a delimiter nor `\w`. */
+const OTHER = '\u00b7'
 
 /** `text` decoded one level; `from[i]` is where decoded character i starts in the input (`from[text.length]` is its length). */
 interface Decoded { readonly text: string, readonly from: Int32Array }
@@ -82,7 +83,7 @@ function escapeAt (s: string, i: number): [string, number] | undefined {
   const c = s[i]
   if (c === '%') {
     const byte = hexAt(s, i + 1, 2)
-    if (byte >= 0) return [byte < 0x80 ? String.fromCharCode(byte) : NON_ASCII, 3]
+    if (byte >= 0) return byte < 0x80 ? [String.fromCharCode(byte), 3] : utf8At(s, i, byte)
     const unit = s[i + 1] === 'u' ? hexAt(s, i + 2, 4) : -1
     return unit >= 0 ? [String.fromCharCode(unit), 6] : undefined
   }
@@ -105,7 +106,20 @@ function escapeAt (s: string, i: number): [string, number] | undefined {
     return char === undefined ? undefined : [char, whole.length]
   }
   const code = dec !== undefined ? Number(dec) : Number.parseInt(hex!, 16)
-  return [code < 0x80 ? String.fromCharCode(code) : NON_ASCII, whole.length]
+  return [code <= 0xffff ? String.fromCharCode(code) : OTHER, whole.length]
+}
+
+/** A percent-encoded UTF-8 sequence whose lead byte is `lead`, as one character (`%E2%80%91` is U+2011, a hyphen). */
+function utf8At (s: string, i: number, lead: number): [string, number] {
+  const continuations = lead >= 0xc2 && lead <= 0xdf ? 1 : lead >= 0xe0 && lead <= 0xef ? 2 : lead >= 0xf0 && lead <= 0xf4 ? 3 : 0
+  let code = lead & (0x3f >> continuations)
+  for (let k = 1; k <= continuations; k++) {
+    const byte = s[i + 3 * k] === '%' ? hexAt(s, i + 3 * k + 1, 2) : -1
+    // Not a continuation byte: the lead byte alone stands for something.
+    if (byte < 0x80 || byte > 0xbf) return [OTHER, 3]
+    code = (code << 6) | (byte & 0x3f)
+  }
+  return [continuations === 0 || code > 0xffff ? OTHER : String.fromCharCode(code), 3 * (continuations + 1)]
 }
 
 /** One level of percent, JSON/JS and HTML-entity decoding, or undefined when there is nothing to decode. */

@@ -58,7 +58,12 @@ function phone (): string {
     () => `${digits(3)}.${digits(3)}.${digits(4)}`,
     () => `+44 ${digits(2)} ${digits(4)} ${digits(4)}`,
     () => `+33 ${digits(1)} ${digits(2)} ${digits(2)} ${digits(2)} ${digits(2)}`,
-    () => `+49 (0)${digits(3)} ${digits(7)}`
+    () => `+49 (0)${digits(3)} ${digits(7)}`,
+    // As typeset pages have them: no-break spaces and hyphens, en dashes, the minus sign.
+    () => `+1\u00a0${digits(3)}\u2011${digits(3)}\u2011${digits(4)}`,
+    () => `+44\u202f${digits(2)}\u202f${digits(4)}\u202f${digits(4)}`,
+    () => `(${digits(3)})\u2009${digits(3)}\u2013${digits(4)}`,
+    () => `${digits(3)}\u2212${digits(3)}\u2212${digits(4)}`
   ])()
 }
 

@@ -181,7 +181,9 @@ t.test('phone numbers in encoded and punctuated forms are masked', async (t) => 
     ['encoded parens and dash', 'tel %2B1%20%28415%29%20555%2D0100', 'tel [phone]'],
     ['entities', 'call &#43;1&nbsp;415&nbsp;555&#45;0100 now', 'call [phone] now'],
     ['JSON escapes', '"\\u002b14155550100"', '"[phone]"'],
-    ['punctuated', 'call +44 (20) 7946-0958 or 415.555.0100', 'call [phone] or [phone]']
+    ['punctuated', 'call +44 (20) 7946-0958 or 415.555.0100', 'call [phone] or [phone]'],
+    ['typeset: no-break hyphen and spaces', 'call &#43;1&nbsp;(415)&nbsp;555&#8209;0100 or +44\u202f20\u202f7946\u20130958', 'call [phone] or [phone]'],
+    ['percent-encoded UTF-8 separators', 'tel=%2B1%C2%A0415%E2%80%91555%E2%80%910100', 'tel=[phone]']
   ]
   for (const [name, text, want] of forms) t.equal(sanitizeString(text), want, name)
 })
@@ -259,6 +261,9 @@ t.test('truncated addresses and V8\'s JSON snippet are masked', async (t) => {
 t.test('escape edge cases decode or stay literal', async (t) => {
   t.equal(sanitizeString('50% %zz %4 %u00zz \\q \\u12 \\x4 &unknown; &#; & trailing \\'), '50% %zz %4 %u00zz \\q \\u12 \\x4 &unknown; &#; & trailing \\')
   t.equal(sanitizeString('jos%C3%A9%40example.com &#233;lodie&#64;example.com'), '[email] [email]', 'non-ASCII bytes and entities are part of the token')
+  t.equal(sanitizeString('%F0%9F%98%80jane%40example.com &#x1F600;jane&#64;example.com'), '[email] [email]', 'so are astral characters')
+  t.equal(sanitizeString('%C3x %E2%80 %FF%FE %C3%41 %E2%80%91 &#128512;'), '%C3x %E2%80 %FF%FE %C3%41 %E2%80%91 &#128512;', 'broken UTF-8 stays as it is')
+  t.equal(sanitizeString('1%C3%2B14155550100'), '1%C3[phone]', 'a stray lead byte is a character of its own')
   t.equal(sanitizeString('jane%25252540example.com'), '[email]', 'four rounds deep')
   t.equal(sanitizeString('jane%2525252540example.com'), 'jane%2525252540example.com', 'decoding stops after four rounds')
   t.equal(sanitizeString('+14155550100@example.com and +14155550100'), '[email] and [phone]', 'overlapping matches merge')
