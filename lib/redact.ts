@@ -45,6 +45,7 @@ const CREDENTIAL = /\b(?:Bearer|Basic)\s+([\w.~+/=-]+)/gi
 const BASE64_CHAR = /[\w+/=-]/
 /** A string without these has nothing to decode. */
 const ESCAPES = /[%\\&]/
+const ESCAPE_START = /[%\\&]/g
 
 /** Named HTML entities an error page may use for characters that matter to the patterns above. */
 const ENTITIES: ReadonlyMap<string, string> = new Map([
@@ -54,11 +55,30 @@ const ENTITIES: ReadonlyMap<string, string> = new Map([
   ['newline', '\n'], ['tab', '\t']
 ])
 const JSON_ESCAPES: Readonly<Record<string, string>> = { n: '\n', r: '\r', t: '\t', b: '\b', f: '\f', v: '\v', '"': '"', "'": "'", '\\': '\\', '/': '/' }
-/** Stands in for what cannot be one UTF-16 unit (an astral character, a stray byte): a token character, neither a delimiter nor `\w`. */
-const OTHER = '\u00b7'
+/** Stands in for a decoded character beyond Latin-1 or a stray byte: a token character, neither a delimiter nor `\w`. */
+const OTHER_CODE = 0xb7
+const ENTITY = /^&(?:#(?:(\d{1,7})|[xX]([\da-fA-F]{1,6}));?|([A-Za-z]{2,10});)/
 
-/** `text` decoded one level; `from[i]` is where decoded character i starts in the input (`from[text.length]` is its length). */
-interface Decoded { readonly text: string, readonly from: Int32Array }
+/**
+ * `text` decoded one level, with where its characters came from: escape k became the character
+ * at `at[k]` of `text` and was `start[k]`–`end[k]` of the input; the rest was copied as it was.
+ */
+interface Decoded { readonly text: string, readonly at: number[], readonly start: number[], readonly end: number[] }
+
+/** Where character `x` of a decoded level (or its end, `x === text.length`) starts in that level's input. */
+function inputOffset ({ at, start, end }: Decoded, x: number): number {
+  // The last escape at or before x, by bisection.
+  let lo = 0
+  let hi = at.length
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1
+    if (at[mid]! <= x) lo = mid + 1
+    else hi = mid
+  }
+  const k = lo - 1
+  if (k < 0) return x
+  return at[k] === x ? start[k]! : end[k]! + (x - at[k]! - 1)
+}
 
 function hexDigit (c: number): number {
   if (c >= 48 && c <= 57) return c - 48
@@ -78,73 +98,81 @@ function hexAt (s: string, at: number, digits: number): number {
   return n
 }
 
-/** The escape at `s[i]` (percent, backslash or HTML entity) as [decoded character, length], or undefined. */
-function escapeAt (s: string, i: number): [string, number] | undefined {
+/**
+ * What a decoded character is to the patterns above, kept within Latin-1 so that decoding a
+ * one-byte string gives a one-byte string (a two-byte one makes every regex several times slower):
+ * Unicode spaces become ' ', Unicode dashes '-', anything else beyond Latin-1 {@link OTHER}.
+ */
+function canonical (code: number): number {
+  if (code < 0x100) return code
+  if ((code >= 0x2010 && code <= 0x2015) || code === 0x2212) return 0x2d
+  return /\s/.test(String.fromCharCode(code)) ? 0x20 : OTHER_CODE
+}
+
+/** The escape at `s[i]` (percent, backslash or HTML entity) as [decoded character code, length], or undefined. */
+function escapeAt (s: string, i: number): [number, number] | undefined {
   const c = s[i]
   if (c === '%') {
     const byte = hexAt(s, i + 1, 2)
-    if (byte >= 0) return byte < 0x80 ? [String.fromCharCode(byte), 3] : utf8At(s, i, byte)
+    if (byte >= 0) return byte < 0x80 ? [byte, 3] : utf8At(s, i, byte)
     const unit = s[i + 1] === 'u' ? hexAt(s, i + 2, 4) : -1
-    return unit >= 0 ? [String.fromCharCode(unit), 6] : undefined
+    return unit >= 0 ? [unit, 6] : undefined
   }
   if (c === '\\') {
     const next = s[i + 1]
     if (next === 'u' || next === 'x') {
       const digits = next === 'u' ? 4 : 2
       const unit = hexAt(s, i + 2, digits)
-      return unit >= 0 ? [String.fromCharCode(unit), 2 + digits] : undefined
+      return unit >= 0 ? [unit, 2 + digits] : undefined
     }
     const char = next === undefined ? undefined : JSON_ESCAPES[next]
-    return char === undefined ? undefined : [char, 2]
+    return char === undefined ? undefined : [char.charCodeAt(0), 2]
   }
   // An entity: `&#64;`, `&#x40;` (the ';' is optional for numeric ones, as browsers allow) or `&commat;`.
-  const entity = /^&(?:#(?:(\d{1,7})|[xX]([\da-fA-F]{1,6}));?|([A-Za-z]{2,10});)/.exec(s.slice(i, i + 12))
+  const entity = ENTITY.exec(s.slice(i, i + 12))
   if (entity === null) return undefined
   const [whole, dec, hex, name] = entity
   if (name !== undefined) {
     const char = ENTITIES.get(name.toLowerCase())
-    return char === undefined ? undefined : [char, whole.length]
+    return char === undefined ? undefined : [char.charCodeAt(0), whole.length]
   }
-  const code = dec !== undefined ? Number(dec) : Number.parseInt(hex!, 16)
-  return [code <= 0xffff ? String.fromCharCode(code) : OTHER, whole.length]
+  return [dec !== undefined ? Number(dec) : Number.parseInt(hex!, 16), whole.length]
 }
 
 /** A percent-encoded UTF-8 sequence whose lead byte is `lead`, as one character (`%E2%80%91` is U+2011, a hyphen). */
-function utf8At (s: string, i: number, lead: number): [string, number] {
+function utf8At (s: string, i: number, lead: number): [number, number] {
   const continuations = lead >= 0xc2 && lead <= 0xdf ? 1 : lead >= 0xe0 && lead <= 0xef ? 2 : lead >= 0xf0 && lead <= 0xf4 ? 3 : 0
   let code = lead & (0x3f >> continuations)
   for (let k = 1; k <= continuations; k++) {
     const byte = s[i + 3 * k] === '%' ? hexAt(s, i + 3 * k + 1, 2) : -1
     // Not a continuation byte: the lead byte alone stands for something.
-    if (byte < 0x80 || byte > 0xbf) return [OTHER, 3]
+    if (byte < 0x80 || byte > 0xbf) return [OTHER_CODE, 3]
     code = (code << 6) | (byte & 0x3f)
   }
-  return [continuations === 0 || code > 0xffff ? OTHER : String.fromCharCode(code), 3 * (continuations + 1)]
+  return [continuations === 0 ? OTHER_CODE : code, 3 * (continuations + 1)]
 }
 
 /** One level of percent, JSON/JS and HTML-entity decoding, or undefined when there is nothing to decode. */
 function decodeOnce (s: string): Decoded | undefined {
+  const at: number[] = []
+  const start: number[] = []
+  const end: number[] = []
   let text = ''
   let flushed = 0
-  const from = new Int32Array(s.length + 1)
-  let out = 0
-  for (let i = 0; i < s.length;) {
-    const c = s.charCodeAt(i)
-    // '%', '\' and '&' start every escape; anything else is copied.
-    const escape = c === 37 || c === 92 || c === 38 ? escapeAt(s, i) : undefined
-    if (escape === undefined) {
-      from[out++] = i++
-      continue
-    }
-    text += s.slice(flushed, i) + escape[0]
-    from[out++] = i
-    i += escape[1]
-    flushed = i
+  ESCAPE_START.lastIndex = 0
+  for (let m = ESCAPE_START.exec(s); m !== null; m = ESCAPE_START.exec(s)) {
+    const i = m.index
+    const escape = escapeAt(s, i)
+    if (escape === undefined) continue
+    text += s.slice(flushed, i)
+    at.push(text.length)
+    start.push(i)
+    end.push(i + escape[1])
+    text += String.fromCharCode(canonical(escape[0]))
+    flushed = ESCAPE_START.lastIndex = i + escape[1]
   }
-  if (flushed === 0) return undefined
-  text += s.slice(flushed)
-  from[out] = s.length
-  return { text, from: from.subarray(0, out + 1) }
+  if (at.length === 0) return undefined
+  return { text: text + s.slice(flushed), at, start, end }
 }
 
 /** A span of the input to replace by `label`. */
@@ -242,15 +270,15 @@ export function sanitizeString (value: string, secrets: readonly string[] = []):
   scan(input, secrets, (at) => at, masks)
   // Each decoding round is scanned too: an escape can hide a value, and decoding can join one.
   if (ESCAPES.test(input)) {
-    let from: Int32Array | undefined
+    let map = (at: number) => at
     let level: Decoded | undefined = decodeOnce(input)
     for (let round = 0; level !== undefined && round < MAX_DECODE_ROUNDS; round++) {
-      // Offsets into this level, composed down to the input's.
-      const prev: Int32Array | undefined = from
-      from = prev === undefined ? level.from : level.from.map((at) => prev[at]!)
-      const map = from
-      scan(level.text, secrets, (at) => map[at]!, masks)
-      level = ESCAPES.test(level.text) ? decodeOnce(level.text) : undefined
+      // Offsets into this level, mapped down through every level below to the input's.
+      const below = map
+      const here: Decoded = level
+      map = (at) => below(inputOffset(here, at))
+      scan(here.text, secrets, map, masks)
+      level = ESCAPES.test(here.text) ? decodeOnce(here.text) : undefined
     }
   }
   const limit = cut ? MAX_STRING : input.length
