@@ -37,9 +37,9 @@ const SENSITIVE_KEY = /e-?mail|phone|mobile|msisdn|recipient|ip_?addr|password|p
 // truncation cut off (`jane@exam…`, V8's `"jane.doe@e"...`).
 const EMAIL = /(?<![^\s@"'<>(),;:[\]\\])[^\s@"'<>(),;:[\]\\]+@(?:[^\s@"'<>(),;:[\]\\/?#&=]+\.[A-Za-z]{2,}|[^\s@"'<>(),;:[\]\\/?#&=]*(?="?(?:\.\.\.|…)))/g
 // Eight or more digits with phone punctuation ('+' too: form encoding's space; Unicode dashes and
-// spaces, as typeset pages have them); never a digit run
-// inside a longer token (ids, ULIDs), never a date (`2026-01-31 12:00`), and never cut short where
-// digits go on (`1234567 2026-01-31T…` is an id and a timestamp).
+// spaces, as typeset pages have them); never a digit run inside a longer token (ids, ULIDs), never
+// a date (`2026-01-31 12:00`), and never cut short where digits go on (`1234567 2026-01-31T…` is
+// an id and a timestamp, not a phone).
 const PHONE = /(?<![\w+])(?!\d{4}([-./])\d\d\1\d\d(?!\d))\+?\d(?:[\s().+\-\u2010-\u2015\u2212]{0,2}\d){7,16}(?!\w|[-./:]\d)/g
 const CREDENTIAL = /\b(?:Bearer|Basic)\s+([\w.~+/=-]+)/gi
 const BASE64_CHAR = /[\w+/=-]/
@@ -106,7 +106,8 @@ function hexAt (s: string, at: number, digits: number): number {
 function canonical (code: number): number {
   if (code < 0x100) return code
   if ((code >= 0x2010 && code <= 0x2015) || code === 0x2212) return 0x2d
-  return /\s/.test(String.fromCharCode(code)) ? 0x20 : OTHER_CODE
+  // fromCharCode keeps 16 bits: an astral code point must not pass for the space it truncates to.
+  return code <= 0xffff && /\s/.test(String.fromCharCode(code)) ? 0x20 : OTHER_CODE
 }
 
 /** The escape at `s[i]` (percent, backslash or HTML entity) as [decoded character code, length], or undefined. */

@@ -262,6 +262,8 @@ t.test('escape edge cases decode or stay literal', async (t) => {
   t.equal(sanitizeString('50% %zz %4 %u00zz \\q \\u12 \\x4 &unknown; &#; & trailing \\'), '50% %zz %4 %u00zz \\q \\u12 \\x4 &unknown; &#; & trailing \\')
   t.equal(sanitizeString('jos%C3%A9%40example.com &#233;lodie&#64;example.com'), '[email] [email]', 'non-ASCII bytes and entities are part of the token')
   t.equal(sanitizeString('%F0%9F%98%80jane%40example.com &#x1F600;jane&#64;example.com'), '[email] [email]', 'so are astral characters')
+  t.equal(sanitizeString('jane&#65568;doe&#64;example.com'), '[email]', 'U+10020 is no space')
+  t.equal(sanitizeString('jane&#8195;doe&#64;example.com'), 'jane&#8195;[email]', 'U+2003 (em space) is one')
   t.equal(sanitizeString('%C3x %E2%80 %FF%FE %C3%41 %E2%80%91 &#128512;'), '%C3x %E2%80 %FF%FE %C3%41 %E2%80%91 &#128512;', 'broken UTF-8 stays as it is')
   t.equal(sanitizeString('1%C3%2B14155550100'), '1%C3[phone]', 'a stray lead byte is a character of its own')
   t.equal(sanitizeString('jane%25252540example.com'), '[email]', 'four rounds deep')
