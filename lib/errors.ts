@@ -21,7 +21,11 @@ export const CioWebhookTimestampStaleError = createError('FST_CIO_WEBHOOK_TIMEST
 export const CioWebhookMalformedError = createError<'FST_CIO_WEBHOOK_MALFORMED', 400, [string]>('FST_CIO_WEBHOOK_MALFORMED', 'Malformed webhook event: %s', 400)
 export const CioWebhookTooLargeError = createError('FST_CIO_WEBHOOK_TOO_LARGE', 'Webhook body is larger than the limit', 413)
 export const CioWebhookUnsupportedMediaTypeError = createError('FST_CIO_WEBHOOK_UNSUPPORTED_MEDIA_TYPE', 'Webhook body must be application/json', 415)
-export const CioWebhookHandlerError = createError('FST_CIO_WEBHOOK_HANDLER_FAILED', 'The webhook event handler failed; Customer.io will retry', 500)
+// 503, not 500: Customer.io retries a 503 with its normal backoff, but holds back every later
+// event of the webhook for an hour after a 500.
+export const CioWebhookHandlerError = createError('FST_CIO_WEBHOOK_HANDLER_FAILED', 'The webhook event handler failed; Customer.io will send it again', 503)
+/** The event is still being handled (here or at another instance), or its store is unreachable: Customer.io sends it again. */
+export const CioWebhookRetryLaterError = createError('FST_CIO_WEBHOOK_RETRY_LATER', 'The webhook event cannot be taken now; Customer.io will send it again', 503)
 
 /** `fastify.cio.queue` was handed something that is not a Track v2 operation. */
 export const CioInvalidOperationError = createError<'FST_CIO_INVALID_OPERATION', 400, [string]>(

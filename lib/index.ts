@@ -86,6 +86,7 @@ const cioObservabilityPlugin: FastifyPluginAsync<CioObservabilityOptions> = asyn
     await registerWebhookRoute(fastify, {
       options: options.webhook,
       metrics: createWebhookMetrics(metrics),
+      factory: metrics,
       emailSent: metrics.emailSent,
       tracing,
       log,

@@ -35,7 +35,7 @@ export class LabelBudget {
 /** Creates metrics on the registry, or hands back one an earlier instance created there. */
 export interface MetricFactory {
   counter: <L extends string>(name: string, help: string, labelNames?: readonly L[]) => Counter<L>
-  gauge: <L extends string>(name: string, help: string, labelNames?: readonly L[], collect?: (gauge: Gauge<L>) => void) => Gauge<L>
+  gauge: <L extends string>(name: string, help: string, labelNames?: readonly L[], collect?: (gauge: Gauge<L>) => void | Promise<void>) => Gauge<L>
   histogram: <L extends string>(name: string, help: string, labelNames: readonly L[], buckets: readonly number[], exemplars?: boolean) => Histogram<L>
 }
 
@@ -65,7 +65,7 @@ function factory (client: PromClient, created: string[]): MetricFactory {
   return {
     counter: (name, help, labelNames = []) => define(name, () => new client.Counter({ name, help, labelNames, registers: [] })),
     gauge: (name, help, labelNames = [], collect) => define(name, () => new client.Gauge({
-      name, help, labelNames, registers: [], ...(collect === undefined ? {} : { collect () { collect(this) } })
+      name, help, labelNames, registers: [], ...(collect === undefined ? {} : { collect () { return collect(this) } })
     })),
     histogram: (name, help, labelNames, buckets, exemplars = false) => define(name, () => new client.Histogram({
       name, help, labelNames, buckets: [...buckets], enableExemplars: exemplars, registers: []

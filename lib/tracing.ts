@@ -118,7 +118,7 @@ export class Tracing {
    * The span of one verified webhook event, under the active request span. Only ids and the
    * bounded labels go on it, never recipients, addresses or content.
    */
-  startWebhook (labels: EventLabels, eventId: string, deliveryId: unknown): WebhookSpan | undefined {
+  startWebhook (labels: EventLabels, eventId: string | undefined, deliveryId: unknown): WebhookSpan | undefined {
     const span = this.#tracer.startSpan(`customerio.webhook ${labels.objectType}.${labels.metric}`, {
       kind: this.#api.SpanKind.CONSUMER,
       attributes: { 'customerio.webhook.object_type': labels.objectType, 'customerio.webhook.metric': labels.metric }
@@ -126,7 +126,7 @@ export class Tracing {
     const call = this.#recording(span)
     if (call === undefined) return undefined
     // The ids come from the request body: sanitised, and only when something records them.
-    span.setAttribute('customerio.webhook.event_id', sanitizeString(eventId, this.#secrets))
+    if (eventId !== undefined) span.setAttribute('customerio.webhook.event_id', sanitizeString(eventId, this.#secrets))
     if (typeof deliveryId === 'string') span.setAttribute('customerio.delivery_id', sanitizeString(deliveryId, this.#secrets))
     return {
       run: call.run,

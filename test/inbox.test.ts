@@ -5,49 +5,21 @@ import { fileURLToPath } from 'node:url'
 import { setTimeout as delay } from 'node:timers/promises'
 import { UnrecoverableError } from 'bullmq'
 import { Redis } from 'ioredis'
-import type { CioWebhookEvent } from '../lib/webhook/events.ts'
+import type { RecognisedWebhookEvent } from '../lib/webhook/events.ts'
 import { inboxJobId, WebhookInbox } from '../lib/webhook/inbox.ts'
 import type { InboxJob, InboxOptions } from '../lib/webhook/inbox-options.ts'
 import { InboxResources } from '../lib/webhook/inbox-redis.ts'
 import { InboxWorker } from '../lib/webhook/inbox-worker.ts'
+import { counter, until } from './fixtures/wait.ts'
 import { startRedis, type RedisServer } from './fixtures/redis.ts'
 
 const server = await startRedis(t)
 let queues = 0
 
-const event = (id: string): CioWebhookEvent => ({ event_id: id, object_type: 'email', metric: 'delivered', timestamp: 1_767_225_590, data: {} })
+const event = (id: string): RecognisedWebhookEvent => ({ event_id: id, object_type: 'email', metric: 'delivered', timestamp: 1_767_225_590, data: {} })
 
 /** The next `name` event; unlike events.once(), an 'error' on the way (a reconnection attempt) does not reject it. */
 const next = (emitter: Redis, name: string) => new Promise<void>((resolve) => { emitter.once(name, () => resolve()) })
-
-/** Counts calls and resolves `reached(n)` once there were n: tests wait for events, never for time. */
-function counter () {
-  let count = 0
-  const waiting: Array<{ n: number, resolve: () => void }> = []
-  return {
-    get count () { return count },
-    tick () {
-      count++
-      for (const w of waiting.filter((w) => w.n <= count)) w.resolve()
-    },
-    reached (n: number) {
-      return n <= count ? Promise.resolve() : new Promise<void>((resolve) => waiting.push({ n, resolve }))
-    }
-  }
-}
-
-/** Calls `fn` until it resolves, with a generous bound: for Redis coming back. */
-async function until<T> (fn: () => Promise<T>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    try {
-      return await fn()
-    } catch (err) {
-      if (Date.now() > deadline) throw err
-      await delay(20)
-    }
-  }
-}
 
 const silent = { error: () => {} }
 

@@ -1,10 +1,11 @@
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
-import { signWebhook, webhookEvent } from '../lib/testing/index.ts'
+import { signWebhook, unrecognisedWebhookEvent, webhookEvent } from '../lib/testing/index.ts'
 import { METRICS_BY_OBJECT_TYPE, OBJECT_TYPES, type CioWebhookEvent } from '../lib/webhook/events.ts'
-import { MemoryDedupeStore } from '../lib/webhook/dedupe.ts'
+import { MemoryDedupeStore } from '../lib/webhook/memory-dedupe.ts'
 import type { CioWebhookOptions } from '../lib/index.ts'
 import { buildApp, scrape, series, simOptions, startSimulator, WEBHOOK_KEY } from './helpers.ts'
+import { gate } from './fixtures/gate.ts'
 
 const PATH = '/webhooks/customerio'
 
@@ -43,7 +44,7 @@ t.test('every documented object_type × metric is accepted and counted', async (
     }
     t.equal(metrics.get(series('cio_webhook_lag_seconds_count', { object_type: type })), METRICS_BY_OBJECT_TYPE[type].length)
   }
-  t.equal(total, 69, 'the 69 documented pairs')
+  t.equal(total, 89, 'the 89 documented pairs, subscription changes under every channel included')
   t.ok(Math.abs(metrics.get('cio_webhook_last_received_timestamp_seconds')! - Date.now() / 1000) < 60)
 })
 
@@ -73,13 +74,18 @@ async function scrapeValue (app: FastifyInstance, name: string, labels?: Record<
   return (await scrape(app)).get(series(name, labels))
 }
 
-t.test('unknown object types and metrics are delivered and counted as _other', async (t) => {
+t.test('unknown object types and metrics are answered 200, counted as _other and handed on as unrecognised', async (t) => {
   const seen: string[] = []
-  const { app } = await webhookApp(t, { onEvent: (event) => { seen.push(`${event.object_type}.${event.metric}`) } })
-  await post(app, { ...webhookEvent('email', 'sent'), metric: 'teleported' })
-  await post(app, { ...webhookEvent('email', 'sent'), object_type: 'carrier_pigeon' })
-  await post(app, { ...webhookEvent('email', 'sent'), object_type: 'carrier_pigeon', metric: 'flew' })
-  t.same(seen, ['email.teleported', 'carrier_pigeon.sent', 'carrier_pigeon.flew'])
+  const { app } = await webhookApp(t, {
+    onEvent: (event) => {
+      const raw = event.object_type === '_other' ? event.raw as { object_type: string, metric: string } : undefined
+      seen.push(raw === undefined ? `${event.object_type}.${event.metric}` : `_other:${raw.object_type}.${raw.metric}`)
+    }
+  })
+  for (const event of [unrecognisedWebhookEvent('email', 'teleported'), unrecognisedWebhookEvent('carrier_pigeon', 'sent'), unrecognisedWebhookEvent('carrier_pigeon', 'flew')]) {
+    t.same((await post(app, event)).json(), { ok: true })
+  }
+  t.same(seen, ['_other:email.teleported', '_other:carrier_pigeon.sent', '_other:carrier_pigeon.flew'], 'a default branch receives them')
   t.equal(await scrapeValue(app, 'cio_webhook_received_total', { object_type: 'email', metric: '_other' }), 1)
   t.equal(await scrapeValue(app, 'cio_webhook_received_total', { object_type: '_other', metric: 'sent' }), 1)
   t.equal(await scrapeValue(app, 'cio_webhook_received_total', { object_type: '_other', metric: '_other' }), 1)
@@ -94,9 +100,6 @@ t.test('refusals: status, code, reason counted, logged once without the body', a
     ['wrong key', () => post(app, event, { key: 'wrong' }), 401, 'FST_CIO_WEBHOOK_SIGNATURE_INVALID', 'bad_signature'],
     ['forged', () => post(app, event, { headers: { 'x-cio-signature': 'a'.repeat(64) } }), 401, 'FST_CIO_WEBHOOK_SIGNATURE_INVALID', 'bad_signature'],
     ['stale', () => post(app, event, { timestamp: Math.floor(Date.now() / 1000) - 3600 }), 401, 'FST_CIO_WEBHOOK_TIMESTAMP_STALE', 'stale_timestamp'],
-    ['not JSON', () => post(app, undefined, { raw: '{"event_id":' }), 400, 'FST_CIO_WEBHOOK_MALFORMED', 'malformed'],
-    ['empty', () => post(app, undefined, { raw: '' }), 400, 'FST_CIO_WEBHOOK_MALFORMED', 'malformed'],
-    ['array', () => post(app, [event]), 400, 'FST_CIO_WEBHOOK_MALFORMED', 'malformed'],
     ['too large', () => post(app, { ...event, data: { content: 'x'.repeat(5000) } }), 413, 'FST_CIO_WEBHOOK_TOO_LARGE', 'too_large'],
     ['text/plain', () => app.inject({ method: 'POST', url: PATH, payload: body, headers: { 'content-type': 'text/plain', ...signWebhook(body, WEBHOOK_KEY) } }), 415, 'FST_CIO_WEBHOOK_UNSUPPORTED_MEDIA_TYPE', 'unsupported_media_type'],
     ['no body', () => app.inject({ method: 'POST', url: PATH, headers: signWebhook('', WEBHOOK_KEY) }), 415, 'FST_CIO_WEBHOOK_UNSUPPORTED_MEDIA_TYPE', 'unsupported_media_type']
@@ -117,31 +120,57 @@ t.test('refusals: status, code, reason counted, logged once without the body', a
   t.equal(await scrapeValue(app, 'cio_webhook_received_total', { object_type: 'email', metric: 'delivered' }), 0)
 })
 
-t.test('a bad envelope names the field', async (t) => {
-  const { app } = await webhookApp(t)
-  const good = webhookEvent('email', 'opened') as unknown as Record<string, unknown>
-  const broken: Array<[string, Record<string, unknown>]> = [
-    ['event_id', { ...good, event_id: undefined }],
-    ['event_id', { ...good, event_id: '' }],
-    ['event_id', { ...good, event_id: 'x'.repeat(300) }],
-    ['object_type', { ...good, object_type: 7 }],
-    ['metric', { ...good, metric: '' }],
-    ['timestamp', { ...good, timestamp: '1767225590' }],
-    ['timestamp', { ...good, timestamp: 1.5 }],
-    ['timestamp', { ...good, timestamp: -1 }],
-    ['data', { ...good, data: null }],
-    ['data', { ...good, data: [] }]
+t.test('a signed body that is not JSON is answered 202 and counted as malformed, never refused', async (t) => {
+  const handled: unknown[] = []
+  const { app, logs } = await webhookApp(t, { onEvent: (event) => { handled.push(event) } })
+  for (const raw of ['{"event_id":', '', 'plain text']) {
+    const res = await post(app, undefined, { raw })
+    t.equal(res.statusCode, 202, JSON.stringify(raw))
+    t.same(res.json(), { ok: false })
+  }
+  t.equal(await scrapeValue(app, 'cio_webhook_rejected_total', { reason: 'malformed' }), 3)
+  t.equal(logs.lines.filter((l) => l.reason === 'malformed').length, 3, 'logged once each')
+  t.same(handled, [], 'nothing to hand on')
+})
+
+t.test('a signed envelope with missing or odd fields is answered 200 and handed on as unrecognised', async (t) => {
+  const seen: CioWebhookEvent[] = []
+  const { app } = await webhookApp(t, { onEvent: (event) => { seen.push(event) } })
+  // Each its own event, so none is a copy of another.
+  const good = () => webhookEvent('email', 'opened') as unknown as Record<string, unknown>
+  const broken: Array<Record<string, unknown> | unknown[]> = [
+    { ...good(), event_id: undefined }, { ...good(), event_id: '' }, { ...good(), event_id: 'x'.repeat(300) }, { ...good(), object_type: 7 },
+    { ...good(), metric: '' }, { ...good(), timestamp: '1767225590' }, { ...good(), timestamp: 1.5 }, { ...good(), timestamp: -1 },
+    { ...good(), data: null }, { ...good(), data: [] }, [good()]
   ]
-  for (const [field, event] of broken) {
+  for (const event of broken) {
     const res = await post(app, event)
-    t.equal(res.statusCode, 400)
-    t.match(res.json().message, new RegExp(`${field} is missing or invalid`))
+    t.equal(res.statusCode, 200)
+    t.same(res.json(), { ok: true })
+  }
+  t.equal(seen.length, broken.length)
+  t.ok(seen.every((e) => e.object_type === '_other' && e.metric === '_other'), 'each as the unrecognised member')
+  t.same(seen.map((e) => (e as { raw: unknown }).raw), JSON.parse(JSON.stringify(broken)), 'with the body as it came')
+  t.equal(seen[2]!.event_id, undefined, 'an unusable id is not used')
+  t.equal(seen[3]!.event_id, (broken[3] as { event_id: string }).event_id, 'a usable one is')
+  const metrics = await scrape(app)
+  t.equal(metrics.get(series('cio_webhook_received_total', { object_type: 'email', metric: 'opened' })), 8, 'counted under the labels they do have')
+  t.equal(metrics.get(series('cio_webhook_received_total', { object_type: 'email', metric: '_other' })), 1)
+  t.equal(metrics.get(series('cio_webhook_received_total', { object_type: '_other', metric: 'opened' })), 1)
+  t.equal(metrics.get(series('cio_webhook_received_total', { object_type: '_other', metric: '_other' })), 1)
+})
+
+t.test('subscription changes sent under the channel that caused them are counted under that channel, with their metric', async (t) => {
+  const { app } = await webhookApp(t)
+  for (const [type, metric] of [['email', 'subscribed'], ['sms', 'unsubscribed'], ['push', 'cio_subscription_preferences_changed']] as const) {
+    await post(app, webhookEvent(type, metric))
+    t.equal(await scrapeValue(app, 'cio_webhook_received_total', { object_type: type, metric }), 1, `${type}.${metric}`)
   }
 })
 
 t.test('duplicates are answered 200, counted, and not handed on again', async (t) => {
   const handled: string[] = []
-  const { app } = await webhookApp(t, { onEvent: async (event) => { handled.push(event.event_id) } })
+  const { app } = await webhookApp(t, { onEvent: async (event) => { handled.push(String(event.event_id)) } })
   const event = webhookEvent('email', 'clicked')
   t.same((await post(app, event)).json(), { ok: true })
   const again = await post(app, event, { timestamp: Math.floor(Date.now() / 1000) + 1 })
@@ -154,26 +183,29 @@ t.test('duplicates are answered 200, counted, and not handed on again', async (t
 
 t.test('concurrent copies of one event run onEvent once', async (t) => {
   let calls = 0
-  const { app } = await webhookApp(t, { onEvent: async () => { calls++; await new Promise((resolve) => setTimeout(resolve, 50)) } })
+  const open = gate()
+  const { app } = await webhookApp(t, { onEvent: async () => { calls++; await open.promise } })
   const event = webhookEvent('sms', 'delivered')
-  const answers = await Promise.all([post(app, event), post(app, event), post(app, event)])
+  const pending = Promise.all([post(app, event), post(app, event), post(app, event)])
+  open.open()
+  const answers = await pending
   t.same(answers.map((a) => a.statusCode), [200, 200, 200])
   t.equal(calls, 1)
   t.equal(await scrapeValue(app, 'cio_webhook_duplicates_total'), 2)
 })
 
-t.test('a failing onEvent answers 500, is counted, and the event can be retried', async (t) => {
+t.test('a failing onEvent answers 503 (Customer.io\'s normal retry, not its one-hour hold), is counted, and the event can be retried', async (t) => {
   let fail = true
   const handled: CioWebhookEvent[] = []
   const { app, logs } = await webhookApp(t, {
     onEvent: async (event) => {
-      if (fail) throw new Error(`db down while saving ${(event.data.identifiers?.email)}`)
+      if (fail) throw new Error(`db down while saving ${event.object_type === '_other' ? '' : event.data.identifiers?.email}`)
       handled.push(event)
     }
   })
   const event = webhookEvent('email', 'bounced', { failure_message: 'no such user' })
   const res = await post(app, event)
-  t.equal(res.statusCode, 500)
+  t.equal(res.statusCode, 503)
   t.equal(res.json().code, 'FST_CIO_WEBHOOK_HANDLER_FAILED')
   t.equal(await scrapeValue(app, 'cio_webhook_handler_errors_total'), 1)
   t.equal(await scrapeValue(app, 'cio_email_bounced_total'), 0, 'not counted until handled')
@@ -194,18 +226,24 @@ t.test('dedupe: false hands every copy on; a custom (async) store is used', asyn
   await post(app, event)
   t.equal(calls, 2)
 
-  const ids = new Set<string>()
-  const store = { has: async (id: string) => ids.has(id), add: async (id: string) => { ids.add(id) } }
+  const inner = new MemoryDedupeStore()
+  const used: string[] = []
+  const store = {
+    claim: async (id: string, leaseMs: number) => { used.push(`claim ${leaseMs > 3_000}`); return inner.claim(id, leaseMs) },
+    confirm: async (id: string) => { used.push('confirm'); inner.confirm(id) },
+    release: async (id: string) => { used.push('release'); inner.release(id) }
+  }
   const shared = await webhookApp(t, { dedupe: store, path: '/hooks/cio' })
-  const res = await shared.app.inject({ method: 'POST', url: '/hooks/cio', payload: JSON.stringify(event), headers: { 'content-type': 'application/json', ...signWebhook(JSON.stringify(event), WEBHOOK_KEY) } })
-  t.equal(res.statusCode, 200)
-  t.ok(ids.has(event.event_id))
+  const send = () => shared.app.inject({ method: 'POST', url: '/hooks/cio', payload: JSON.stringify(event), headers: { 'content-type': 'application/json', ...signWebhook(JSON.stringify(event), WEBHOOK_KEY) } })
+  t.equal((await send()).statusCode, 200)
+  t.same((await send()).json(), { ok: true, duplicate: true })
+  t.same(used, ['claim true', 'confirm', 'claim true'], 'claimed with a lease longer than any answer, then confirmed')
 })
 
 t.test('the memory store forgets the oldest id beyond its size', async (t) => {
-  const store = new MemoryDedupeStore(2)
-  store.add('a'); store.add('b'); store.add('c')
-  t.same(['a', 'b', 'c'].map((id) => store.has(id)), [false, true, true])
+  const store = new MemoryDedupeStore({ size: 2 })
+  for (const id of ['a', 'b', 'c']) { store.claim(id, 1_000); store.confirm(id) }
+  t.same(['c', 'b', 'a'].map((id) => store.claim(id, 1_000)), ['done', 'done', 'new'])
   const { app } = await webhookApp(t, { dedupe: { size: 1 } })
   const first = webhookEvent('email', 'opened')
   await post(app, first)
@@ -266,14 +304,14 @@ t.test('each event and duplicate is logged at debug (also under trace), with its
     const event = webhookEvent('email', 'opened')
     await post(app, event)
     await post(app, event)
-    const lines = logs.lines.filter((l) => l.msg === 'customer.io webhook event' || l.msg === 'customer.io webhook duplicate')
+    const lines = logs.lines.filter((l) => l.msg === 'customer.io webhook event')
     if (logLevel === 'info') {
       t.same(lines, [], 'nothing below info')
       continue
     }
-    t.same(lines.map((l) => [l.msg, l.object_type, l.metric, l.event_id]), [
-      ['customer.io webhook event', 'email', 'opened', event.event_id],
-      ['customer.io webhook duplicate', 'email', 'opened', event.event_id]
+    t.same(lines.map((l) => [l.outcome, l.object_type, l.metric, l.event_id]), [
+      ['handled', 'email', 'opened', event.event_id],
+      ['duplicate', 'email', 'opened', event.event_id]
     ], logLevel)
   }
 })

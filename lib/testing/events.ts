@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import type { CioWebhookEvent, EventData, ObjectType } from '../webhook/events.ts'
+import type { EventData, MetricOf, ObjectType, RecognisedWebhookEvent } from '../webhook/events.ts'
 
 let sequence = 0
 
@@ -9,11 +9,30 @@ export function eventId (): string {
   return Array.from(randomBytes(26), (byte) => alphabet[byte % 32]).join('')
 }
 
+/** An event envelope of any object_type and metric, as Customer.io sends it. */
+export interface WebhookEnvelope {
+  event_id: string
+  object_type: string
+  metric: string
+  timestamp: number
+  data: EventData
+}
+
 /**
- * A realistic reporting-webhook event for tests and demos: a campaign origin block,
- * identifiers, and the fields its channel carries (push `recipients[]`, a recipient elsewhere).
+ * A realistic reporting-webhook event for tests and demos, of a documented object_type and
+ * metric: a campaign origin block, identifiers, and the fields its channel carries (push
+ * `recipients[]`, a recipient elsewhere). For other pairs use {@link unrecognisedWebhookEvent}.
  */
-export function webhookEvent<T extends ObjectType> (objectType: T, metric: string, data: EventData = {}): CioWebhookEvent {
+export function webhookEvent<T extends ObjectType> (objectType: T, metric: MetricOf<T>, data: EventData = {}): Extract<RecognisedWebhookEvent, { object_type: T }> {
+  return unrecognisedWebhookEvent(objectType, metric, data) as Extract<RecognisedWebhookEvent, { object_type: T }>
+}
+
+/**
+ * The explicit escape: an event of any object_type and metric (one Customer.io may add
+ * later), built like {@link webhookEvent}. The route counts it under `_other` and hands it on
+ * as an unrecognised event.
+ */
+export function unrecognisedWebhookEvent (objectType: string, metric: string, data: EventData = {}): WebhookEnvelope {
   sequence++
   const base: EventData = {
     identifiers: { id: `person-${sequence}`, email: `person${sequence}@example.com`, cio_id: `cio${sequence}` },
@@ -30,5 +49,5 @@ export function webhookEvent<T extends ObjectType> (objectType: T, metric: strin
     metric,
     timestamp: Math.floor(Date.now() / 1000),
     data: { ...base, ...channel, ...data }
-  } as CioWebhookEvent
+  }
 }

@@ -6,15 +6,21 @@ import { isObject } from '../validation.ts'
  * the envelope check, and the closed label values derived from an event.
  */
 
+/**
+ * A person's subscription changes: sent as `customer`, or with the channel that caused the
+ * change as `object_type` (the spec says so), so every channel has them too.
+ */
+const SUBSCRIPTION_METRICS = ['subscribed', 'unsubscribed', 'cio_subscription_preferences_changed'] as const
+
 export const METRICS_BY_OBJECT_TYPE = {
-  customer: ['subscribed', 'unsubscribed', 'cio_subscription_preferences_changed'],
-  email: ['drafted', 'attempted', 'sent', 'delivered', 'opened', 'clicked', 'converted', 'unsubscribed', 'bounced', 'dropped', 'spammed', 'failed', 'undeliverable'],
-  push: ['drafted', 'attempted', 'sent', 'delivered', 'opened', 'clicked', 'converted', 'bounced', 'dropped', 'failed', 'undeliverable'],
-  in_app: ['drafted', 'attempted', 'sent', 'opened', 'clicked', 'converted', 'failed', 'undeliverable'],
-  sms: ['drafted', 'attempted', 'sent', 'delivered', 'clicked', 'converted', 'bounced', 'failed', 'undeliverable', 'replied'],
-  slack: ['drafted', 'attempted', 'sent', 'clicked', 'failed', 'undeliverable'],
-  webhook: ['drafted', 'attempted', 'sent', 'clicked', 'failed', 'undeliverable'],
-  whatsapp: ['drafted', 'attempted', 'sent', 'delivered', 'opened', 'clicked', 'converted', 'bounced', 'dropped', 'failed', 'undeliverable', 'replied']
+  customer: SUBSCRIPTION_METRICS,
+  email: ['drafted', 'attempted', 'sent', 'delivered', 'opened', 'clicked', 'converted', 'bounced', 'dropped', 'spammed', 'failed', 'undeliverable', ...SUBSCRIPTION_METRICS],
+  push: ['drafted', 'attempted', 'sent', 'delivered', 'opened', 'clicked', 'converted', 'bounced', 'dropped', 'failed', 'undeliverable', ...SUBSCRIPTION_METRICS],
+  in_app: ['drafted', 'attempted', 'sent', 'opened', 'clicked', 'converted', 'failed', 'undeliverable', ...SUBSCRIPTION_METRICS],
+  sms: ['drafted', 'attempted', 'sent', 'delivered', 'clicked', 'converted', 'bounced', 'failed', 'undeliverable', 'replied', ...SUBSCRIPTION_METRICS],
+  slack: ['drafted', 'attempted', 'sent', 'clicked', 'failed', 'undeliverable', ...SUBSCRIPTION_METRICS],
+  webhook: ['drafted', 'attempted', 'sent', 'clicked', 'failed', 'undeliverable', ...SUBSCRIPTION_METRICS],
+  whatsapp: ['drafted', 'attempted', 'sent', 'delivered', 'opened', 'clicked', 'converted', 'bounced', 'dropped', 'failed', 'undeliverable', 'replied', ...SUBSCRIPTION_METRICS]
 } as const
 
 export type ObjectType = keyof typeof METRICS_BY_OBJECT_TYPE
@@ -51,17 +57,37 @@ export interface EventData {
   [field: string]: unknown
 }
 
-/** A verified reporting-webhook event, discriminated by `object_type` and `metric`. */
-export type CioWebhookEvent = {
+export type MetricOf<T extends ObjectType> = (typeof METRICS_BY_OBJECT_TYPE)[T][number]
+
+/** A verified event of a documented object_type and metric. */
+export type RecognisedWebhookEvent = {
   [T in ObjectType]: {
     event_id: string
     object_type: T
-    metric: (typeof METRICS_BY_OBJECT_TYPE)[T][number]
+    metric: MetricOf<T>
     /** Unix seconds when the event happened (not when it was sent). */
     timestamp: number
     data: EventData
   }
 }[ObjectType]
+
+/**
+ * A verified event the plugin does not recognise: an object_type or metric Customer.io added
+ * later, or an envelope with missing or odd fields. A `default` branch receives it.
+ */
+export interface UnrecognisedWebhookEvent {
+  readonly object_type: '_other'
+  readonly metric: '_other'
+  /** The body's `event_id`, when it has a usable one (copies are then deduplicated). */
+  readonly event_id: string | undefined
+  /** The body's `timestamp`, when it is a Unix time. */
+  readonly timestamp: number | undefined
+  /** The body as Customer.io sent it. */
+  readonly raw: unknown
+}
+
+/** What `onEvent` receives: switch on `object_type` (then `metric`); `default` gets the unrecognised. */
+export type CioWebhookEvent = RecognisedWebhookEvent | UnrecognisedWebhookEvent
 
 /** Label values of an event: documented values as they are, anything else `_other`. */
 export interface EventLabels {
@@ -71,12 +97,12 @@ export interface EventLabels {
 
 const known = new Map<string, ReadonlySet<string>>(OBJECT_TYPES.map((type) => [type, new Set(METRICS_BY_OBJECT_TYPE[type])]))
 
-export function labelsOf (event: { object_type: string, metric: string }): EventLabels {
-  const metrics = known.get(event.object_type)
+function labelsOf (objectType: unknown, metric: unknown): EventLabels {
+  const metrics = typeof objectType === 'string' ? known.get(objectType) : undefined
   if (metrics === undefined) {
-    return { objectType: '_other', metric: METRICS.includes(event.metric) ? event.metric : '_other' }
+    return { objectType: '_other', metric: typeof metric === 'string' && METRICS.includes(metric) ? metric : '_other' }
   }
-  return { objectType: event.object_type as ObjectType, metric: metrics.has(event.metric) ? event.metric : '_other' }
+  return { objectType: objectType as ObjectType, metric: typeof metric === 'string' && metrics.has(metric) ? metric : '_other' }
 }
 
 /** Which kind of send an email event belongs to, from its origin block. */
@@ -88,30 +114,36 @@ export function emailTypeOf (data: EventData): EmailType {
   return 'unknown'
 }
 
-/**
- * Checks the envelope every event has (`event_id`, `object_type`, `metric`, `timestamp`,
- * `data`) and returns the first field at fault, or undefined when it is well-formed.
- * Unknown fields and unknown enum values pass: Customer.io adds them without notice.
- */
-function envelopeProblem (value: unknown): string | undefined {
-  if (!isObject(value)) return 'body'
-  if (typeof value.event_id !== 'string' || value.event_id.length === 0 || value.event_id.length > 256) return 'event_id'
-  if (typeof value.object_type !== 'string' || value.object_type.length === 0) return 'object_type'
-  if (typeof value.metric !== 'string' || value.metric.length === 0) return 'metric'
-  if (typeof value.timestamp !== 'number' || !Number.isInteger(value.timestamp) || value.timestamp < 0) return 'timestamp'
-  if (!isObject(value.data)) return 'data'
-  return undefined
+/** A verified event, with its labels and the id copies of it share (if it has a usable one). */
+export interface ReadEvent {
+  readonly event: CioWebhookEvent
+  readonly labels: EventLabels
+  readonly eventId: string | undefined
 }
 
-/** The event in a verified body; throws `FST_CIO_WEBHOOK_MALFORMED` naming the field at fault. */
-export function parseEvent (body: Buffer | string): CioWebhookEvent {
+const usableId = (id: unknown): string | undefined => typeof id === 'string' && id.length > 0 && id.length <= 256 ? id : undefined
+const unixTime = (t: unknown): number | undefined => typeof t === 'number' && Number.isInteger(t) && t >= 0 ? t : undefined
+
+/**
+ * Reads an event from a body whose signature was verified: recognised when its envelope
+ * (`event_id`, `object_type`, `metric`, `timestamp`, `data`) is well-formed and its
+ * object_type and metric are documented; unrecognised otherwise, never refused (Customer.io
+ * holds back every later event for an hour after a refusal). Unknown fields always pass.
+ * Throws `FST_CIO_WEBHOOK_MALFORMED` only for a body that is not JSON.
+ */
+export function parseEvent (body: Buffer | string): ReadEvent {
   let value: unknown
   try {
     value = JSON.parse(typeof body === 'string' ? body : body.toString('utf8'))
   } catch {
     throw new CioWebhookMalformedError('body is not JSON')
   }
-  const problem = envelopeProblem(value)
-  if (problem !== undefined) throw new CioWebhookMalformedError(`${problem} is missing or invalid`)
-  return value as CioWebhookEvent
+  const fields = isObject(value) ? value : {}
+  const labels = labelsOf(fields.object_type, fields.metric)
+  const eventId = usableId(fields.event_id)
+  const timestamp = unixTime(fields.timestamp)
+  if (labels.objectType !== '_other' && labels.metric !== '_other' && eventId !== undefined && timestamp !== undefined && isObject(fields.data)) {
+    return { event: value as RecognisedWebhookEvent, labels, eventId }
+  }
+  return { event: { object_type: '_other', metric: '_other', event_id: eventId, timestamp, raw: value }, labels, eventId }
 }

@@ -1,4 +1,3 @@
-import type { CioWebhookEvent } from './events.ts'
 
 /*
  * The inbox's options, in a file of their own that names neither ioredis nor BullMQ: the
@@ -59,7 +58,7 @@ export interface InboxProducerOptions extends InboxBaseOptions {
   backoffMs?: number
 }
 
-export interface InboxWorkerOptions<E extends InboxEvent = CioWebhookEvent> extends InboxBaseOptions {
+export interface InboxWorkerOptions<E extends InboxEvent = InboxEvent> extends InboxBaseOptions {
   /** Handles one event; a rejection fails this attempt, and the job is retried while attempts remain. */
   process: (event: E, job: InboxJob) => Promise<void>
   /** Jobs this worker runs at once. Default 1. */
@@ -84,7 +83,7 @@ export interface InboxWorkerOptions<E extends InboxEvent = CioWebhookEvent> exte
  * `worker: false` for instances that only receive webhooks, when the workers run elsewhere
  * (`InboxWorker.start`); otherwise the inbox also runs a worker, with its options.
  */
-export type InboxOptions<E extends InboxEvent = CioWebhookEvent> = InboxProducerOptions &
+export type InboxOptions<E extends InboxEvent = InboxEvent> = InboxProducerOptions &
   ({ worker: false } | ({ worker?: true } & InboxWorkerOptions<E>))
 
 export function positiveInteger (value: number, name: string, min = 1): number {

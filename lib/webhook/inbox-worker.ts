@@ -1,5 +1,4 @@
 import type { Job } from 'bullmq'
-import type { CioWebhookEvent } from './events.ts'
 import { DEFAULT_QUEUE_NAME, positiveInteger, type InboxEvent, type InboxWorkerOptions } from './inbox-options.ts'
 import { InboxResources } from './inbox-redis.ts'
 
@@ -15,7 +14,7 @@ export class InboxWorker {
     this.#resources = resources
   }
 
-  static async start<E extends InboxEvent = CioWebhookEvent> (options: InboxWorkerOptions<E>): Promise<InboxWorker> {
+  static async start<E extends InboxEvent = InboxEvent> (options: InboxWorkerOptions<E>): Promise<InboxWorker> {
     return await InboxWorker.prepare(options)()
   }
 
@@ -23,7 +22,7 @@ export class InboxWorker {
    * Checks `options` and returns what starts the worker, so that `WebhookInbox` refuses bad
    * options before it opens anything.
    */
-  static prepare<E extends InboxEvent = CioWebhookEvent> (options: InboxWorkerOptions<E>): () => Promise<InboxWorker> {
+  static prepare<E extends InboxEvent = InboxEvent> (options: InboxWorkerOptions<E>): () => Promise<InboxWorker> {
     const { process: handle, onCompleted, onFailed, concurrency = 1, lockDurationMs = 30_000, stalledIntervalMs = 30_000 } = options
     positiveInteger(concurrency, 'concurrency')
     positiveInteger(lockDurationMs, 'lockDurationMs')

@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import type { Queue } from 'bullmq'
 import type { Redis } from 'ioredis'
-import type { CioWebhookEvent } from './events.ts'
 import { DEFAULT_QUEUE_NAME, positiveInteger, type InboxEvent, type InboxOptions } from './inbox-options.ts'
 import { InboxResources } from './inbox-redis.ts'
 import { InboxWorker } from './inbox-worker.ts'
@@ -35,7 +34,7 @@ export function inboxJobId (eventId: string): string {
  *
  * Open it with {@link WebhookInbox.open}: BullMQ is loaded, and Redis reached, only then.
  */
-export class WebhookInbox<E extends InboxEvent = CioWebhookEvent> {
+export class WebhookInbox<E extends InboxEvent = InboxEvent> {
   readonly #queue: Queue<InboxEvent>
   readonly #producer: Redis
   readonly #resources: InboxResources
@@ -47,7 +46,7 @@ export class WebhookInbox<E extends InboxEvent = CioWebhookEvent> {
   }
 
   /** Resolves once Redis answered: while Redis is unreachable it waits (the app's start-up then times out). */
-  static async open<E extends InboxEvent = CioWebhookEvent> (options: InboxOptions<E>): Promise<WebhookInbox<E>> {
+  static async open<E extends InboxEvent = InboxEvent> (options: InboxOptions<E>): Promise<WebhookInbox<E>> {
     const { attempts = 5, backoffMs = 1_000 } = options
     positiveInteger(attempts, 'attempts')
     positiveInteger(backoffMs, 'backoffMs', 0)

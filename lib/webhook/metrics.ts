@@ -26,7 +26,7 @@ export function createWebhookMetrics ({ counter, gauge, histogram }: MetricFacto
     received: counter('cio_webhook_received_total', 'Verified reporting-webhook events, by object type and metric (unknown values as _other).', ['object_type', 'metric']),
     rejected: counter('cio_webhook_rejected_total', 'Webhook requests refused, by reason.', ['reason']),
     duplicates: counter('cio_webhook_duplicates_total', 'Webhook events received again (same event_id) and not handed on.'),
-    handlerErrors: counter('cio_webhook_handler_errors_total', 'Webhook events whose onEvent handler failed (answered 500, so Customer.io retries).'),
+    handlerErrors: counter('cio_webhook_handler_errors_total', 'Runs of onEvent that failed (answered 503, or retried by the inbox).'),
     bounced: counter('cio_email_bounced_total', 'Emails reported bounced by webhook.'),
     complained: counter('cio_email_complained_total', 'Emails reported as spam by webhook (metric "spammed").'),
     lag: histogram('cio_webhook_lag_seconds', 'Time from an event happening (its timestamp) to its webhook arriving.', ['object_type'], LAG_BUCKETS),
@@ -35,4 +35,14 @@ export function createWebhookMetrics ({ counter, gauge, histogram }: MetricFacto
   for (const type of OBJECT_TYPES) for (const metric of METRICS_BY_OBJECT_TYPE[type]) metrics.received.inc({ object_type: type, metric }, 0)
   for (const reason of REJECT_REASONS) metrics.rejected.inc({ reason }, 0)
   return metrics
+}
+
+export const INBOX_STATES = ['waiting', 'active', 'delayed', 'failed'] as const
+
+/** Inbox jobs by state, read from Redis at scrape time; a scrape while Redis is down leaves the last values. */
+export function createInboxGauge ({ gauge }: MetricFactory, counts: () => Promise<Record<(typeof INBOX_STATES)[number], number>>): void {
+  gauge('cio_webhook_inbox_jobs', 'Inbox mode: BullMQ jobs of webhook events, by state (failed = attempts used up).', ['state'], async (g) => {
+    const now = await counts().catch(() => undefined)
+    if (now !== undefined) for (const state of INBOX_STATES) g.set({ state }, now[state])
+  })
 }

@@ -1,7 +1,29 @@
 import type { FastifyRequest } from 'fastify'
-import { callback, custom, defaultsOf, integer, invalid, isObject, path, resolveSection, type Rules, type Settings } from '../validation.ts'
-import { MemoryDedupeStore, noDedupe, type DedupeStore } from './dedupe.ts'
+import { boolean, callback, custom, defaultsOf, integer, invalid, isObject, path, resolveSection, string, type Rules, type Settings } from '../validation.ts'
+import { CLAIM_RESULTS, type DedupeStore } from './dedupe.ts'
 import type { CioWebhookEvent } from './events.ts'
+import type { InboxConnection } from './inbox-options.ts'
+import { MemoryDedupeStore } from './memory-dedupe.ts'
+
+/** Inbox mode: events are stored in BullMQ on Redis and handled by a worker, not in the request. */
+export interface CioWebhookInboxOptions {
+  /** A Redis URL, ioredis options, or an ioredis instance (which stays the app's to close). */
+  connection: InboxConnection
+  /** BullMQ queue name, the same at every instance. Default `customerio-webhooks`. */
+  queueName?: string
+  /** Run a worker in this app. `false` for instances that only receive (the workers run elsewhere). Default `true`. */
+  worker?: boolean
+  /** Jobs the worker runs at once. Default 1. */
+  concurrency?: number
+  /** Attempts per event, the first included; what exhausts them stays in the failed set. Default 5. */
+  attempts?: number
+  /** The first retry's delay, doubled for each later one. Default 1 000. */
+  backoffMs?: number
+  /** How long a job stays a worker's without renewal; a dead worker's job is taken over after this. Default 30 000. */
+  lockDurationMs?: number
+  /** How often workers look for jobs whose worker died. Default 30 000. */
+  stalledIntervalMs?: number
+}
 
 export interface CioWebhookOptions {
   /** Route path. Default `/webhooks/customerio`. */
@@ -12,10 +34,18 @@ export interface CioWebhookOptions {
   toleranceSeconds?: number
   /** Largest accepted body in bytes. Default 1 MiB. */
   bodyLimit?: number
-  /** Remember this many event ids in memory, or use a shared store, or `false`. Default `{ size: 100_000 }`. */
+  /** Answer by then (below Customer.io's 4 s): 503 if `onEvent` has not settled, which it may still do. Default 3 000. */
+  answerWithinMs?: number
+  /** Remember this many event ids in memory, or use a shared store (e.g. `RedisDedupeStore`), or `false`. Default `{ size: 100_000 }`. */
   dedupe?: false | { size: number } | DedupeStore
-  /** Called once per verified, new event; a throw answers 500 so Customer.io retries. */
-  onEvent?: (event: CioWebhookEvent, request: FastifyRequest) => void | Promise<void>
+  /** Store events in BullMQ and answer at once; a worker runs `onEvent`. Default: off. */
+  inbox?: CioWebhookInboxOptions
+  /**
+   * Called once per verified event (unrecognised ones included, as `object_type: '_other'`).
+   * A throw answers 503, so Customer.io sends the event again. In inbox mode it runs in the
+   * worker, with retries, and `request` is undefined.
+   */
+  onEvent?: (event: CioWebhookEvent, request: FastifyRequest | undefined) => void | Promise<void>
 }
 
 const DEDUPE_SIZE = 100_000
@@ -28,24 +58,53 @@ function checkKeys (value: unknown, name: string): readonly string[] {
   return Object.freeze([...keys as string[]])
 }
 
+const isStore = (value: Record<string, unknown>): boolean =>
+  typeof value.claim === 'function' && typeof value.confirm === 'function' && typeof value.release === 'function'
+
+/** Every copy of an event is handed on: no id is remembered, nothing waits. */
+const NO_DEDUPE: DedupeStore = Object.freeze({ claim: () => CLAIM_RESULTS[0], confirm: () => {}, release: () => {} })
+
 function checkDedupe (value: unknown, name: string): DedupeStore {
-  if (value === false) return noDedupe
-  if (!isObject(value)) invalid(name, 'must be false, { size } or a store with has() and add()')
-  if (typeof value.has === 'function' && typeof value.add === 'function') return value as unknown as DedupeStore
-  return new MemoryDedupeStore(resolveSection(name, value, { size: integer(DEDUPE_SIZE, 1, 10_000_000) }).size)
+  if (value === false) return NO_DEDUPE
+  if (!isObject(value)) invalid(name, 'must be false, { size } or a store with claim(), confirm() and release()')
+  if (isStore(value)) return value as unknown as DedupeStore
+  return new MemoryDedupeStore({ size: resolveSection(name, value, { size: integer(DEDUPE_SIZE, 1, 10_000_000) }).size })
 }
+
+const INBOX_RULES = {
+  connection: custom<InboxConnection | undefined>(undefined, (value, name) => {
+    if (typeof value !== 'string' && !isObject(value)) invalid(name, 'must be a Redis URL, ioredis options or an ioredis instance')
+    return value
+  }),
+  queueName: string(),
+  worker: boolean(true),
+  concurrency: integer(1, 1, 1_000),
+  attempts: integer(5, 1, 1_000),
+  backoffMs: integer(1_000, 0, 3_600_000),
+  lockDurationMs: integer(30_000, 100, 3_600_000),
+  stalledIntervalMs: integer(30_000, 100, 3_600_000)
+} satisfies Rules<CioWebhookInboxOptions>
+
+export type InboxSettings = Settings<typeof INBOX_RULES> & { readonly connection: InboxConnection }
 
 const RULES = {
   path: path('/webhooks/customerio'),
   signingKeys: custom<readonly string[] | undefined>(undefined, checkKeys),
   toleranceSeconds: integer(undefined, 1),
   bodyLimit: integer(1024 * 1024, 1, 100 * 1024 * 1024),
+  answerWithinMs: integer(3_000, 1, 3_999),
   // A store is made per registration: the default is built in resolveWebhookOptions, not shared.
   dedupe: custom<DedupeStore | undefined>(undefined, checkDedupe),
+  inbox: custom<InboxSettings | undefined>(undefined, (value, name) => {
+    const inbox = resolveSection(name, value, INBOX_RULES, 'must be an object')
+    if (inbox.connection === undefined) invalid(`${name}.connection`, 'is required')
+    return inbox as InboxSettings
+  }),
   onEvent: callback<NonNullable<CioWebhookOptions['onEvent']>>()
 } satisfies Rules<CioWebhookOptions>
 
 export const WEBHOOK_DEFAULTS = Object.freeze({ ...defaultsOf(RULES), dedupe: { size: DEDUPE_SIZE } })
+export const INBOX_DEFAULTS = defaultsOf(INBOX_RULES)
 
 export type WebhookSettings = Settings<typeof RULES> & { readonly signingKeys: readonly string[], readonly dedupe: DedupeStore }
 
@@ -59,7 +118,7 @@ export function resolveWebhookOptions (value: unknown, keysFromEnv: string | und
   return Object.freeze({
     ...settings,
     signingKeys: settings.signingKeys ?? envKeys(keysFromEnv),
-    dedupe: settings.dedupe ?? new MemoryDedupeStore(DEDUPE_SIZE)
+    dedupe: settings.dedupe ?? new MemoryDedupeStore({ size: DEDUPE_SIZE })
   })
 }
 

@@ -1,16 +1,23 @@
-import type { FastifyBaseLogger, FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { CioWebhookHandlerError, CioWebhookMalformedError, CioWebhookTooLargeError, CioWebhookUnsupportedMediaTypeError } from '../errors.ts'
+import type { Counter } from '@prometheus-io/client'
+import type { FastifyBaseLogger, FastifyError, FastifyInstance, FastifyReply } from 'fastify'
+import { CioWebhookHandlerError, CioWebhookMalformedError, CioWebhookRetryLaterError, CioWebhookTooLargeError, CioWebhookUnsupportedMediaTypeError } from '../errors.ts'
+import type { MetricFactory } from '../metrics.ts'
 import { sanitizeString } from '../redact.ts'
 import type { Tracing } from '../tracing.ts'
-import { emailTypeOf, labelsOf, parseEvent, type CioWebhookEvent, type EventLabels } from './events.ts'
-import type { RejectReason, WebhookMetrics } from './metrics.ts'
+import { createDirectHandler, type DirectOutcome } from './direct.ts'
+import { parseEvent, type ReadEvent } from './events.ts'
+import { openInbox } from './inbox-mode.ts'
+import { createInboxGauge, type RejectReason, type WebhookMetrics } from './metrics.ts'
 import type { WebhookSettings } from './options.ts'
+import { recorder } from './record.ts'
 import { createWebhookVerifier, VERIFY_ERRORS } from './verify.ts'
 
 export interface WebhookDeps {
   readonly options: WebhookSettings
   readonly metrics: WebhookMetrics
-  readonly emailSent: { inc: (labels: { source: string, type: string }) => void }
+  /** For the inbox's job gauge, created only in inbox mode. */
+  readonly factory: MetricFactory
+  readonly emailSent: Counter<'source' | 'type'>
   readonly tracing: Tracing | undefined
   readonly log: FastifyBaseLogger
   readonly secrets: readonly string[]
@@ -33,7 +40,18 @@ function answer (reply: FastifyReply, error: Error): FastifyReply {
 }
 
 const STATUS_TEXT: Readonly<Record<number, string>> = {
-  400: 'Bad Request', 401: 'Unauthorized', 413: 'Payload Too Large', 415: 'Unsupported Media Type', 500: 'Internal Server Error'
+  401: 'Unauthorized', 413: 'Payload Too Large', 415: 'Unsupported Media Type', 503: 'Service Unavailable'
+}
+
+/**
+ * The answers to a verified event. Customer.io holds back every later event of the webhook
+ * for an hour after a 4xx or 500, so nothing that came from it is refused: a failure here
+ * answers 503, which it retries with its normal backoff.
+ */
+const ANSWERS: Readonly<Record<Exclude<DirectOutcome, 'handled' | 'duplicate'>, () => Error>> = {
+  failed: () => new CioWebhookHandlerError(),
+  pending: () => new CioWebhookRetryLaterError(),
+  unavailable: () => new CioWebhookRetryLaterError()
 }
 
 const ERROR_SCHEMA = {
@@ -52,10 +70,19 @@ const BODY_ERRORS: Readonly<Record<string, RejectReason>> = {
  * JSON bytes (the signature covers them), so the app's own parsers are untouched.
  */
 export async function registerWebhookRoute (fastify: FastifyInstance, deps: WebhookDeps): Promise<void> {
-  const { options, metrics, emailSent, tracing, log, secrets } = deps
+  const { options, metrics, factory, emailSent, tracing, log, secrets } = deps
   const verify = createWebhookVerifier(options.signingKeys, options.toleranceSeconds)
-  // Concurrent copies of one event wait for the first, so onEvent never runs twice at once.
-  const inFlight = new Map<string, Promise<boolean>>()
+  const record = recorder(metrics, emailSent)
+  const handlerFailed = () => { metrics.handlerErrors.inc() }
+  const inbox = options.inbox === undefined
+    ? undefined
+    : await openInbox(options.inbox, { onEvent: options.onEvent, record, handlerFailed, tracing, log })
+  if (inbox !== undefined) {
+    createInboxGauge(factory, () => inbox.counts())
+    // Registered after the plugin's own hook, so it runs first: the worker ends while metrics are live.
+    fastify.addHook('onClose', () => inbox.close())
+  }
+  const direct = createDirectHandler({ store: options.dedupe, onEvent: options.onEvent, answerWithinMs: options.answerWithinMs, record, handlerFailed, tracing, log, secrets })
 
   const refuse = (reply: FastifyReply, reason: RejectReason, error: Error = REFUSALS[reason]()) => {
     metrics.rejected.inc({ reason })
@@ -64,31 +91,15 @@ export async function registerWebhookRoute (fastify: FastifyInstance, deps: Webh
     return answer(reply, error)
   }
 
-  const record = (event: CioWebhookEvent, labels: EventLabels, receivedAt: number) => {
-    metrics.received.inc({ object_type: labels.objectType, metric: labels.metric })
-    metrics.lag.observe({ object_type: labels.objectType }, Math.max(0, receivedAt / 1000 - event.timestamp))
-    metrics.lastReceived.set(receivedAt / 1000)
-    if (labels.objectType !== 'email') return
-    if (labels.metric === 'sent') emailSent.inc({ source: 'webhook', type: emailTypeOf(event.data) })
-    else if (labels.metric === 'bounced') metrics.bounced.inc()
-    else if (labels.metric === 'spammed') metrics.complained.inc()
-  }
-
-  /** Hands a new event to onEvent inside its span; true when it was handled now, false for a duplicate. */
-  const handle = async (event: CioWebhookEvent, labels: EventLabels, request: FastifyRequest, receivedAt: number): Promise<boolean> => {
-    if (await options.dedupe.has(event.event_id)) return false
-    const { onEvent } = options
-    const span = tracing?.startWebhook(labels, event.event_id, event.data.delivery_id)
+  /** Where a verified event goes: into the inbox, or to onEvent now. */
+  const take = async (read: ReadEvent, request: Parameters<typeof direct>[1], receivedAt: number): Promise<DirectOutcome> => {
+    if (inbox === undefined) return direct(read, request, receivedAt)
     try {
-      if (onEvent !== undefined) await (span === undefined ? onEvent(event, request) : span.run(() => onEvent(event, request)))
+      return await inbox.add(read, receivedAt) === 'added' ? 'handled' : 'duplicate'
     } catch (err) {
-      span?.end(err)
-      throw err
+      log.error({ err }, 'customer.io webhook inbox cannot store the event')
+      return 'unavailable'
     }
-    span?.end()
-    await options.dedupe.add(event.event_id)
-    record(event, labels, receivedAt)
-    return true
   }
 
   await fastify.register(async (child) => {
@@ -101,7 +112,7 @@ export async function registerWebhookRoute (fastify: FastifyInstance, deps: Webh
       bodyLimit: options.bodyLimit,
       schema: {
         response: {
-          200: { type: 'object', properties: { ok: { type: 'boolean' }, duplicate: { type: 'boolean' } }, required: ['ok'] },
+          '2xx': { type: 'object', properties: { ok: { type: 'boolean' }, duplicate: { type: 'boolean' } }, required: ['ok'] },
           '4xx': ERROR_SCHEMA,
           '5xx': ERROR_SCHEMA
         }
@@ -113,33 +124,25 @@ export async function registerWebhookRoute (fastify: FastifyInstance, deps: Webh
       const verdict = verify({ signature: request.headers['x-cio-signature'], timestamp: request.headers['x-cio-timestamp'], body, now: receivedAt })
       if (!verdict.ok) return refuse(reply, verdict.reason)
 
-      let valid: CioWebhookEvent
+      let read: ReadEvent
       try {
-        valid = parseEvent(body)
-      } catch (err) {
-        return refuse(reply, 'malformed', err as Error)
+        read = parseEvent(body)
+      } catch {
+        // Signed by Customer.io, so not refused (that would stall the stream): taken, counted, dropped.
+        metrics.rejected.inc({ reason: 'malformed' })
+        log.warn({ reason: 'malformed', reqId: request.id }, 'customer.io webhook body is not JSON; accepted and dropped')
+        return reply.code(202).send({ ok: false })
       }
-      const labels = labelsOf(valid)
-      const pending = inFlight.get(valid.event_id)
-      if (pending !== undefined) await pending.catch(() => {})
-      const handling = handle(valid, labels, request, receivedAt)
-      inFlight.set(valid.event_id, handling)
-      let handled: boolean
-      try {
-        handled = await handling
-      } catch (err) {
-        metrics.handlerErrors.inc()
-        log.error({ err, object_type: labels.objectType, metric: labels.metric, event_id: sanitizeString(valid.event_id, secrets) }, 'customer.io webhook handler failed')
-        return answer(reply, new CioWebhookHandlerError())
-      } finally {
-        if (inFlight.get(valid.event_id) === handling) inFlight.delete(valid.event_id)
-      }
-      if (!handled) metrics.duplicates.inc()
+      const outcome = await take(read, request, receivedAt)
+      if (outcome === 'duplicate') metrics.duplicates.inc()
       // Built only when someone reads debug lines: sanitising costs more than the rest of the route.
       if (log.level === 'debug' || log.level === 'trace') {
-        log.debug({ object_type: labels.objectType, metric: labels.metric, event_id: sanitizeString(valid.event_id, secrets) }, handled ? 'customer.io webhook event' : 'customer.io webhook duplicate')
+        const { labels, eventId } = read
+        log.debug({ object_type: labels.objectType, metric: labels.metric, event_id: eventId === undefined ? undefined : sanitizeString(eventId, secrets), outcome }, 'customer.io webhook event')
       }
-      return handled ? { ok: true } : { ok: true, duplicate: true }
+      if (outcome === 'handled') return { ok: true }
+      if (outcome === 'duplicate') return { ok: true, duplicate: true }
+      return answer(reply, ANSWERS[outcome]())
     })
   })
 }

@@ -84,9 +84,10 @@ function header (headers: VerifyCioWebhookInput['headers'], name: string): unkno
 }
 
 /**
- * The route's check for apps that receive the webhook elsewhere: verifies the signature
- * and returns the parsed event, or throws the error the route would answer with
- * (`FST_CIO_WEBHOOK_SIGNATURE_MISSING`, `…_INVALID`, `…_TIMESTAMP_STALE`, `…_MALFORMED`).
+ * The route's check for apps that receive the webhook elsewhere: verifies the signature and
+ * returns the event (an unrecognised one as `object_type: '_other'`), or throws the route's
+ * errors (`FST_CIO_WEBHOOK_SIGNATURE_MISSING`, `…_INVALID`, `…_TIMESTAMP_STALE`, and
+ * `…_MALFORMED` for a body that is not JSON).
  */
 export function verifyCioWebhook (input: VerifyCioWebhookInput): CioWebhookEvent {
   const keys = typeof input.signingKeys === 'string' ? [input.signingKeys] : input.signingKeys
@@ -97,5 +98,5 @@ export function verifyCioWebhook (input: VerifyCioWebhookInput): CioWebhookEvent
     now: input.now
   })
   if (!verdict.ok) throw VERIFY_ERRORS[verdict.reason]()
-  return parseEvent(input.body)
+  return parseEvent(input.body).event
 }

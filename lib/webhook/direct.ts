@@ -1,0 +1,99 @@
+import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
+import { sanitizeString } from '../redact.ts'
+import type { Tracing } from '../tracing.ts'
+import type { DedupeStore } from './dedupe.ts'
+import type { CioWebhookEvent, ReadEvent } from './events.ts'
+
+/** How the route answers a copy of an event it handles itself (not in inbox mode). */
+export type DirectOutcome = 'handled' | 'duplicate' | 'failed' | 'pending' | 'unavailable'
+
+export interface DirectDeps {
+  readonly store: DedupeStore
+  readonly onEvent: ((event: CioWebhookEvent, request: FastifyRequest | undefined) => void | Promise<void>) | undefined
+  readonly answerWithinMs: number
+  readonly record: (read: ReadEvent, receivedAt: number) => void
+  readonly handlerFailed: () => void
+  readonly tracing: Tracing | undefined
+  readonly log: FastifyBaseLogger
+  readonly secrets: readonly string[]
+}
+
+/**
+ * A claim outlives any answer (`answerWithinMs` is under 4 s) and the run it covers, which may
+ * go on after the answer; a claim whose holder died lapses after this, so a later copy runs.
+ */
+const LEASE_MS = 60_000
+/** A copy held by another instance looks again after this, doubling up to the cap. */
+const POLL_MS = 20
+const MAX_POLL_MS = 250
+
+const delay = (ms: number) => new Promise<void>((resolve) => { setTimeout(resolve, ms) })
+
+/** `promise`'s outcome, or `fallback` if it has not settled within `ms`. */
+function within<T, F> (promise: Promise<T>, ms: number, fallback: F): Promise<T | F> {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<F>((resolve) => { timer = setTimeout(resolve, Math.max(0, ms), fallback) })
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer))
+}
+
+/**
+ * Runs `onEvent` for each new event, at most once at a time per `event_id` across every
+ * instance sharing the store, also after a failed run: a copy that finds the id claimed
+ * waits for that run (this process's, or by polling the store for another instance's), then
+ * claims again, so after a failure exactly one waiting copy runs it next. The route answers
+ * within `answerWithinMs`: a run still going then answers `pending` (503) and goes on; a
+ * later copy finds its outcome.
+ */
+export function createDirectHandler (deps: DirectDeps): (read: ReadEvent, request: FastifyRequest, receivedAt: number) => Promise<DirectOutcome> {
+  const { store, onEvent, answerWithinMs, record, handlerFailed, tracing, log, secrets } = deps
+  /** Runs in this process, by event id: copies arriving here wait for them instead of polling. */
+  const running = new Map<string, Promise<unknown>>()
+
+  async function execute (read: ReadEvent, request: FastifyRequest, receivedAt: number): Promise<void> {
+    const { event, labels, eventId } = read
+    const span = tracing?.startWebhook(labels, eventId, event.object_type === '_other' ? undefined : event.data.delivery_id)
+    try {
+      if (onEvent !== undefined) await (span === undefined ? onEvent(event, request) : span.run(() => onEvent(event, request)))
+    } catch (err) {
+      span?.end(err)
+      handlerFailed()
+      log.error({ err, object_type: labels.objectType, metric: labels.metric, event_id: eventId === undefined ? undefined : sanitizeString(eventId, secrets) }, 'customer.io webhook handler failed')
+      if (eventId !== undefined) await store.release(eventId)
+      throw err
+    }
+    span?.end()
+    if (eventId !== undefined) await store.confirm(eventId)
+    record(read, receivedAt)
+  }
+
+  function run (read: ReadEvent, request: FastifyRequest, receivedAt: number, deadline: number): Promise<DirectOutcome> {
+    const execution = execute(read, request, receivedAt)
+    const settled = execution.then(() => 'handled' as const, () => 'failed' as const)
+    const { eventId } = read
+    if (eventId !== undefined) {
+      running.set(eventId, settled)
+      settled.finally(() => { if (running.get(eventId) === settled) running.delete(eventId) }).catch(() => {})
+    }
+    return within(settled, deadline - Date.now(), 'pending' as const)
+  }
+
+  return async (read, request, receivedAt) => {
+    const deadline = receivedAt + answerWithinMs
+    const { eventId } = read
+    // Without a usable id copies cannot be told apart: each is handed on.
+    if (eventId === undefined) return run(read, request, receivedAt, deadline)
+    for (let poll = POLL_MS; ; poll = Math.min(poll * 2, MAX_POLL_MS)) {
+      const claim = await within(Promise.resolve(store.claim(eventId, LEASE_MS)), deadline - Date.now(), 'late' as const).catch((err: unknown) => {
+        log.error({ err }, 'customer.io webhook dedupe store failed')
+        return 'unavailable' as const
+      })
+      if (claim === 'unavailable') return 'unavailable'
+      if (claim === 'late') return 'pending'
+      if (claim === 'done') return 'duplicate'
+      if (claim === 'new') return run(read, request, receivedAt, deadline)
+      const left = deadline - Date.now()
+      if (left <= 0) return 'pending'
+      await within(running.get(eventId) ?? delay(poll), left, undefined)
+    }
+  }
+}

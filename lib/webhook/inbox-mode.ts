@@ -1,0 +1,66 @@
+import { randomUUID } from 'node:crypto'
+import type { FastifyBaseLogger } from 'fastify'
+import type { DirectDeps } from './direct.ts'
+import type { CioWebhookEvent, EventLabels, ReadEvent } from './events.ts'
+import { WebhookInbox, type InboxAddResult } from './inbox.ts'
+import type { InboxSettings } from './options.ts'
+
+/** What a job holds: the event, its labels, and when the route received it. */
+interface InboxEntry {
+  /** The job id: the event's id, so copies at any instance collapse into one job. */
+  readonly event_id: string
+  readonly event: CioWebhookEvent
+  readonly labels: EventLabels
+  readonly receivedAt: number
+}
+
+export interface InboxMode {
+  add: (read: ReadEvent, receivedAt: number) => Promise<InboxAddResult>
+  counts: WebhookInbox['counts']
+  close: () => Promise<void>
+}
+
+type InboxDeps = Pick<DirectDeps, 'onEvent' | 'record' | 'handlerFailed' | 'tracing'> & { readonly log: FastifyBaseLogger }
+
+/**
+ * Inbox mode: the route stores each event as a BullMQ job and answers at once; a worker (in
+ * this app unless `worker: false`) runs `onEvent` with retries and backoff, and the event is
+ * counted once, when its job completes.
+ */
+export async function openInbox (settings: InboxSettings, deps: InboxDeps): Promise<InboxMode> {
+  const { onEvent, record, handlerFailed, tracing, log } = deps
+  const { connection, queueName, attempts, backoffMs, worker, concurrency, lockDurationMs, stalledIntervalMs } = settings
+  const process = async ({ event, labels, event_id: id }: InboxEntry): Promise<void> => {
+    const span = tracing?.startWebhook(labels, id, event.object_type === '_other' ? undefined : event.data.delivery_id)
+    try {
+      if (onEvent !== undefined) await (span === undefined ? onEvent(event, undefined) : span.run(() => onEvent(event, undefined)))
+    } catch (err) {
+      span?.end(err)
+      handlerFailed()
+      throw err
+    }
+    span?.end()
+  }
+  const inbox = await WebhookInbox.open<InboxEntry>({
+    connection,
+    ...(queueName === undefined ? {} : { queueName }),
+    attempts,
+    backoffMs,
+    log,
+    ...(worker
+      ? {
+          process,
+          concurrency,
+          lockDurationMs,
+          stalledIntervalMs,
+          onCompleted: (entry: InboxEntry) => { record({ event: entry.event, labels: entry.labels, eventId: entry.event_id }, entry.receivedAt) }
+        }
+      : { worker: false as const })
+  })
+  return {
+    // An event without a usable id cannot be told from its copies: it gets a job of its own.
+    add: ({ event, labels, eventId }, receivedAt) => inbox.add({ event_id: eventId ?? randomUUID(), event, labels, receivedAt }),
+    counts: () => inbox.counts(),
+    close: () => inbox.close()
+  }
+}

@@ -1,0 +1,123 @@
+import t, { type Test } from 'tap'
+import type { FastifyInstance } from 'fastify'
+import { Redis } from 'ioredis'
+import type { CioWebhookOptions, DedupeStore } from '../lib/index.ts'
+import { signWebhook, webhookEvent } from '../lib/testing/index.ts'
+import { MemoryDedupeStore } from '../lib/webhook/memory-dedupe.ts'
+import { RedisDedupeStore } from '../lib/webhook/redis-dedupe.ts'
+import { gate } from './fixtures/gate.ts'
+import { startRedis } from './fixtures/redis.ts'
+import { counter } from './fixtures/wait.ts'
+import { buildApp, scrape, series, simOptions, startSimulator, WEBHOOK_KEY } from './helpers.ts'
+
+const PATH = '/webhooks/customerio'
+
+function post (app: FastifyInstance, event: unknown) {
+  const body = JSON.stringify(event)
+  return app.inject({ method: 'POST', url: PATH, payload: body, headers: { 'content-type': 'application/json', ...signWebhook(body, WEBHOOK_KEY) } })
+}
+
+async function webhookApp (t: Test, webhook: CioWebhookOptions) {
+  const sim = await startSimulator(t)
+  return buildApp(t, simOptions(sim, { webhook: { signingKeys: WEBHOOK_KEY, ...webhook } }))
+}
+
+/** A store that tells the test how many claims it has answered, around a real one. */
+function observed (store: DedupeStore) {
+  const claims = counter()
+  const wrapped: DedupeStore = {
+    claim: async (id, leaseMs) => { try { return await store.claim(id, leaseMs) } finally { claims.tick() } },
+    confirm: (id) => store.confirm(id),
+    release: (id) => store.release(id)
+  }
+  return { store: wrapped, claims }
+}
+
+const redis = await startRedis(t)
+const client = (): Redis => {
+  const r = new Redis(redis.port, '127.0.0.1', { lazyConnect: false })
+  t.teardown(() => r.quit())
+  return r
+}
+
+for (const [name, make] of [['memory store', () => new MemoryDedupeStore()], ['Redis store', () => new RedisDedupeStore(client(), { prefix: `claims:${Math.random()}:` })]] as const) {
+  t.test(`${name}: the first onEvent throws while 4 copies wait; it never runs twice at once, the failure answers 503, a later copy succeeds, counts are exact`, async (t) => {
+    const { store, claims } = observed(make())
+    const release = gate()
+    let running = 0
+    let most = 0
+    let calls = 0
+    const { app } = await webhookApp(t, {
+      dedupe: store,
+      onEvent: async () => {
+        calls++
+        running++
+        most = Math.max(most, running)
+        try {
+          if (calls === 1) {
+            await release.promise
+            throw new Error('database down')
+          }
+        } finally {
+          running--
+        }
+      }
+    })
+    const event = webhookEvent('email', 'bounced')
+    const answers = Array.from({ length: 5 }, () => post(app, event))
+    await claims.reached(5) // every copy has asked, so four are waiting on the first
+    release.open()
+    const results = (await Promise.all(answers)).map((res) => [res.statusCode, res.json().code ?? (res.json().duplicate === true ? 'duplicate' : 'handled')])
+    t.same(results.filter(([status]) => status === 503), [[503, 'FST_CIO_WEBHOOK_HANDLER_FAILED']], 'the failure answers 503')
+    t.same(results.filter(([, what]) => what === 'handled'), [[200, 'handled']], 'one later copy ran it')
+    t.equal(results.filter(([, what]) => what === 'duplicate').length, 3, 'the rest found it done')
+    t.equal(calls, 2)
+    t.equal(most, 1, 'never two at once')
+    const metrics = await scrape(app)
+    t.equal(metrics.get(series('cio_webhook_received_total', { object_type: 'email', metric: 'bounced' })), 1)
+    t.equal(metrics.get('cio_email_bounced_total'), 1)
+    t.equal(metrics.get('cio_webhook_duplicates_total'), 3)
+    t.equal(metrics.get('cio_webhook_handler_errors_total'), 1)
+  })
+}
+
+t.test('an onEvent that has not settled within answerWithinMs answers 503 and goes on; a later copy finds its outcome', async (t) => {
+  const slow = gate()
+  const finished = counter()
+  const { app } = await webhookApp(t, { answerWithinMs: 50, onEvent: async () => { await slow.promise; finished.tick() } })
+  const event = webhookEvent('email', 'delivered')
+  const first = await post(app, event)
+  t.equal(first.statusCode, 503)
+  t.equal(first.json().code, 'FST_CIO_WEBHOOK_RETRY_LATER')
+  const copy = await post(app, event)
+  t.equal(copy.statusCode, 503, 'a copy while it runs waits, then answers 503 too')
+  slow.open()
+  await finished.reached(1)
+  await new Promise(setImmediate)
+  t.same((await post(app, event)).json(), { ok: true, duplicate: true }, 'once it finished, a copy is a duplicate')
+  const metrics = await scrape(app)
+  t.equal(metrics.get(series('cio_webhook_received_total', { object_type: 'email', metric: 'delivered' })), 1, 'counted once, when it finished')
+})
+
+t.test('a dedupe store that fails answers 503, so Customer.io keeps the event', async (t) => {
+  const { app, logs } = await webhookApp(t, { dedupe: { claim: async () => { throw new Error('redis down') }, confirm: () => {}, release: () => {} } })
+  const res = await post(app, webhookEvent('email', 'sent'))
+  t.equal(res.statusCode, 503)
+  t.equal(res.json().code, 'FST_CIO_WEBHOOK_RETRY_LATER')
+  t.ok(logs.lines.some((l) => l.msg === 'customer.io webhook dedupe store failed'))
+})
+
+t.test('a store that does not answer within answerWithinMs answers 503', async (t) => {
+  const never = new Promise<never>(() => {})
+  const { app } = await webhookApp(t, { answerWithinMs: 50, dedupe: { claim: () => never, confirm: () => {}, release: () => {} } })
+  t.equal((await post(app, webhookEvent('email', 'sent'))).statusCode, 503)
+})
+
+t.test('an event without a usable id is handed on every time', async (t) => {
+  let calls = 0
+  const { app } = await webhookApp(t, { onEvent: () => { calls++ } })
+  const event = { ...webhookEvent('email', 'sent'), event_id: '' }
+  await post(app, event)
+  await post(app, event)
+  t.equal(calls, 2)
+})
