@@ -46,11 +46,25 @@ export class Tracing {
   readonly #api: Otel
   readonly #tracer: OtelApi.Tracer
   readonly #secrets: readonly string[]
+  readonly #noopProvider: OtelApi.TracerProvider
 
   constructor (api: Otel, version: string, secrets: readonly string[]) {
     this.#api = api
     this.#tracer = api.trace.getTracer('fastify-customerio-observability', version)
     this.#secrets = secrets
+    this.#noopProvider = new api.ProxyTracerProvider().getDelegate()
+  }
+
+  /**
+   * Whether a real tracer provider (an SDK) is registered now. The API's global provider is a
+   * proxy that delegates to the no-op provider until one is. For the startup log only: spans
+   * check `isRecording()` per call, so a provider registered later still gets them.
+   */
+  providerRegistered (): boolean {
+    const provider = this.#api.trace.getTracerProvider() as Partial<OtelApi.ProxyTracerProvider>
+    // Not a proxy (never with API 1.x): whatever it is, it was registered.
+    if (typeof provider.getDelegate !== 'function') return true
+    return provider.getDelegate() !== this.#noopProvider
   }
 
   /** The CLIENT span of one SDK call, child of the active context (e.g. @fastify/otel's request span). */

@@ -1,4 +1,5 @@
 import t from 'tap'
+import * as api from '@opentelemetry/api'
 import { context, trace, SpanKind, SpanStatusCode } from '@opentelemetry/api'
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks'
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base'
@@ -193,4 +194,10 @@ t.test('one CONSUMER span per webhook event: ids and labels, no PII; ERROR when 
   fail = false
   t.equal((await send({ ...webhookEvent('customer', 'subscribed'), data: {} })).statusCode, 200)
   t.notOk('customerio.delivery_id' in byName('customerio.webhook customer.subscribed')[0]!.attributes, 'no delivery id, no attribute')
+})
+
+t.test('a tracer provider is registered: the startup log may say tracing: true', async (t) => {
+  t.equal(new Tracing(api, '0.0.0', []).providerRegistered(), true)
+  const unproxied = { ...api, trace: Object.assign(Object.create(api.trace), { getTracerProvider: () => provider }) }
+  t.equal(new Tracing(unproxied, '0.0.0', []).providerRegistered(), true, 'a global provider that is no proxy is a registered one')
 })
