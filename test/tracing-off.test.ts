@@ -3,7 +3,8 @@ import { context, trace } from '@opentelemetry/api'
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks'
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base'
 import { loadTracing } from '../lib/tracing.ts'
-import { buildApp, simOptions, startSimulator } from './helpers.ts'
+import { signWebhook, webhookEvent } from '../lib/testing/index.ts'
+import { buildApp, simOptions, startSimulator, WEBHOOK_KEY } from './helpers.ts'
 
 t.test('without an OpenTelemetry SDK: no spans, no exemplars, calls unchanged', async (t) => {
   const sim = await startSimulator(t)
@@ -12,6 +13,16 @@ t.test('without an OpenTelemetry SDK: no spans, no exemplars, calls unchanged', 
   const om = await app.inject({ url: '/metrics', headers: { accept: 'application/openmetrics-text' } })
   t.notMatch(om.body, /trace_id/)
   t.ok(logs.lines.find((l) => l.msg === 'customer.io observability ready'))
+})
+
+t.test('without an OpenTelemetry SDK: webhook events are handled, with no span active', async (t) => {
+  const sim = await startSimulator(t)
+  const active: unknown[] = []
+  const { app } = await buildApp(t, simOptions(sim, { webhook: { signingKeys: WEBHOOK_KEY, onEvent: async () => { active.push(trace.getActiveSpan()) } } }))
+  const body = JSON.stringify(webhookEvent('email', 'delivered'))
+  const res = await app.inject({ method: 'POST', url: '/webhooks/customerio', payload: body, headers: { 'content-type': 'application/json', ...signWebhook(body, WEBHOOK_KEY) } })
+  t.equal(res.statusCode, 200)
+  t.same(active, [undefined])
 })
 
 t.test('@opentelemetry/api without a tracer provider: tracing is loaded, no provider is registered', async (t) => {
