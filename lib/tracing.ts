@@ -23,6 +23,67 @@ export interface CallSpan {
   readonly context: Context
   /** Runs `fn` with this span active, so the HTTP attempts inside are its children. */
   run: <T>(fn: () => T) => T
+  /**
+   * Called with each recording span that code inside `run` makes current on the call's context,
+   * or on a context derived from it (`trace.setSpan(context.active(), span)`). That is how the
+   * request spans of `@opentelemetry/instrumentation-undici` are seen: see attempts.ts.
+   */
+  onSpanSet: ((span: Span) => void) | undefined
+}
+
+/**
+ * The context of one call: it reads as the context it wraps, and tells its call about every
+ * recording span set on it or on the contexts derived from it.
+ */
+class CallContext implements Context {
+  readonly #inner: Context
+  readonly #call: Pick<CallSpan, 'onSpanSet'>
+  readonly #spanKey: symbol
+
+  constructor (inner: Context, call: Pick<CallSpan, 'onSpanSet'>, spanKey: symbol) {
+    this.#inner = inner
+    this.#call = call
+    this.#spanKey = spanKey
+  }
+
+  getValue (key: symbol): unknown {
+    return this.#inner.getValue(key)
+  }
+
+  setValue (key: symbol, value: unknown): Context {
+    const next = new CallContext(this.#inner.setValue(key, value), this.#call, this.#spanKey)
+    if (key === this.#spanKey && (value as Span).isRecording()) this.#call.onSpanSet?.(value as Span)
+    return next
+  }
+
+  deleteValue (key: symbol): Context {
+    return new CallContext(this.#inner.deleteValue(key), this.#call, this.#spanKey)
+  }
+}
+
+class RecordingCall implements CallSpan {
+  readonly span: Span
+  readonly context: Context
+  onSpanSet: ((span: Span) => void) | undefined
+  readonly #api: Otel
+
+  constructor (api: Otel, span: Span, spanKey: symbol) {
+    this.#api = api
+    this.span = span
+    this.context = new CallContext(api.trace.setSpan(api.context.active(), span), this, spanKey)
+  }
+
+  run<T>(fn: () => T): T {
+    return this.#api.context.with(this.context, fn)
+  }
+}
+
+/** The key under which the API keeps the current span, read back from `trace.setSpan` itself. */
+function spanKeyOf (api: Otel): symbol {
+  let spanKey: symbol | undefined
+  const probe = { setValue: (key: symbol) => { spanKey = key } }
+  api.trace.setSpan(probe as unknown as Context, api.trace.wrapSpanContext(api.INVALID_SPAN_CONTEXT))
+  return spanKey as symbol
 }
 
 /** The span of one webhook event: `onEvent` runs inside it; it ends once, failed or not. */
@@ -46,11 +107,27 @@ export class Tracing {
   readonly #api: Otel
   readonly #tracer: OtelApi.Tracer
   readonly #secrets: readonly string[]
+  readonly #spanKey: symbol
+  readonly #noopProvider: OtelApi.TracerProvider
 
   constructor (api: Otel, version: string, secrets: readonly string[]) {
     this.#api = api
     this.#tracer = api.trace.getTracer('fastify-customerio-observability', version)
     this.#secrets = secrets
+    this.#spanKey = spanKeyOf(api)
+    this.#noopProvider = new api.ProxyTracerProvider().getDelegate()
+  }
+
+  /**
+   * Whether a real tracer provider (an SDK) is registered now. The API's global provider is a
+   * proxy that delegates to the no-op provider until one is. For the startup log only: spans
+   * check `isRecording()` per call, so a provider registered later still gets them.
+   */
+  providerRegistered (): boolean {
+    const provider = this.#api.trace.getTracerProvider() as Partial<OtelApi.ProxyTracerProvider>
+    // Not a proxy (never with API 1.x): whatever it is, it was registered.
+    if (typeof provider.getDelegate !== 'function') return true
+    return provider.getDelegate() !== this.#noopProvider
   }
 
   /** The CLIENT span of one SDK call, child of the active context (e.g. @fastify/otel's request span). */
@@ -66,18 +143,15 @@ export class Tracing {
         'url.template': op.template
       }
     })
-    return this.#recording(span)
+    // Without an SDK spans do not record: callers then skip all tracing work.
+    return span.isRecording() ? new RecordingCall(this.#api, span, this.#spanKey) : undefined
   }
 
-  /** Without an SDK spans do not record: callers then skip all tracing work. */
-  #recording (span: Span): CallSpan | undefined {
-    if (!span.isRecording()) return undefined
-    const context = this.#api.trace.setSpan(this.#api.context.active(), span)
-    return { span, context, run: (fn) => this.#api.context.with(context, fn) }
-  }
-
-  /** One child span per HTTP attempt, so the SDK's retries are visible. */
-  startAttempt (call: CallSpan, op: Operation, server: Server, attempt: number): Span {
+  /**
+   * The plugin's own span for one HTTP attempt, child of the call span, so the SDK's retries
+   * are visible. `startTime` is when the request was created (a `performance.now()` value).
+   */
+  startAttempt (call: CallSpan, op: Operation, server: Server, attempt: number, startTime?: number): Span {
     const attributes: Attributes = {
       'http.request.method': op.method,
       'server.address': server.address,
@@ -85,7 +159,15 @@ export class Tracing {
       'url.template': op.template
     }
     if (attempt > 1) attributes['http.request.resend_count'] = attempt - 1
-    return this.#tracer.startSpan(`${op.method} ${op.template}`, { kind: this.#api.SpanKind.CLIENT, attributes }, call.context)
+    return this.#tracer.startSpan(`${op.method} ${op.template}`, { kind: this.#api.SpanKind.CLIENT, attributes, startTime }, call.context)
+  }
+
+  /**
+   * Makes another instrumentation's span for one HTTP attempt (the undici instrumentation's)
+   * the attempt span: it only gains `http.request.resend_count`; its owner ends it.
+   */
+  adoptAttempt (span: Span, attempt: number): void {
+    if (attempt > 1) span.setAttribute('http.request.resend_count', attempt - 1)
   }
 
   endAttempt (span: Span, statusCode: number | undefined, errorType: string | undefined): void {
@@ -123,13 +205,13 @@ export class Tracing {
       kind: this.#api.SpanKind.CONSUMER,
       attributes: { 'customerio.webhook.object_type': labels.objectType, 'customerio.webhook.metric': labels.metric }
     })
-    const call = this.#recording(span)
-    if (call === undefined) return undefined
+    if (!span.isRecording()) return undefined
+    const context = this.#api.trace.setSpan(this.#api.context.active(), span)
     // The ids come from the request body: sanitised, and only when something records them.
     if (eventId !== undefined) span.setAttribute('customerio.webhook.event_id', sanitizeString(eventId, this.#secrets))
     if (typeof deliveryId === 'string') span.setAttribute('customerio.delivery_id', sanitizeString(deliveryId, this.#secrets))
     return {
-      run: call.run,
+      run: (fn) => this.#api.context.with(context, fn),
       end: (error?: unknown) => {
         if (error !== undefined) this.#fail(span, 'handler_error', error)
         span.end()

@@ -50,8 +50,10 @@ t.test('only the plugin\'s own requests are counted', async (t) => {
   const sim = await startSimulator(t)
   const { app } = await buildApp(t, simOptions(sim))
   await fetch(`${sim.url}/api/v1/customers/x`, { method: 'PUT', body: '{}' })
+  sim.fault({ reset: true, times: 1 })
+  await rejection(fetch(`${sim.url}/api/v1/customers/x`, { method: 'PUT', body: '{}' }))
   const metrics = await scrape(app)
-  for (const status of ['2xx', '401']) t.equal(metrics.get(series('cio_api_attempts_total', { api: 'track', status_code: status })), 0)
+  for (const status of ['2xx', '401', 'network']) t.equal(metrics.get(series('cio_api_attempts_total', { api: 'track', status_code: status })), 0)
 })
 
 t.test('in-flight calls are visible while they run', async (t) => {

@@ -1,5 +1,6 @@
 import t from 'tap'
-import { context, trace, SpanKind, SpanStatusCode } from '@opentelemetry/api'
+import * as api from '@opentelemetry/api'
+import { context, createContextKey, trace, SpanKind, SpanStatusCode, type Span } from '@opentelemetry/api'
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks'
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base'
 import { FastifyOtelInstrumentation } from '@fastify/otel'
@@ -193,4 +194,34 @@ t.test('one CONSUMER span per webhook event: ids and labels, no PII; ERROR when 
   fail = false
   t.equal((await send({ ...webhookEvent('customer', 'subscribed'), data: {} })).statusCode, 200)
   t.notOk('customerio.delivery_id' in byName('customerio.webhook customer.subscribed')[0]!.attributes, 'no delivery id, no attribute')
+})
+
+t.test('a tracer provider is registered: the startup log may say tracing: true', async (t) => {
+  t.equal(new Tracing(api, '0.0.0', []).providerRegistered(), true)
+  const unproxied = { ...api, trace: Object.assign(Object.create(api.trace), { getTracerProvider: () => provider }) }
+  t.equal(new Tracing(unproxied, '0.0.0', []).providerRegistered(), true, 'a global provider that is no proxy is a registered one')
+})
+
+t.test('a call\'s context reports the recording spans set on it and on the contexts derived from it', async (t) => {
+  const tracing = new Tracing(api, '0.0.0', [])
+  const call = tracing.startCall(operations.find((o) => o.name === 'identify')!, serverOf('http://127.0.0.1:1/'))!
+  const tracer = trace.getTracer('test')
+  const [first, second, unwatched] = [tracer.startSpan('first'), tracer.startSpan('second'), tracer.startSpan('unwatched')]
+  t.teardown(() => { for (const span of [first, second, unwatched, call.span]) span.end() })
+  trace.setSpan(call.context, unwatched)
+  const seen: Span[] = []
+  call.onSpanSet = (span) => seen.push(span)
+  t.equal(trace.getSpan(call.context), call.span, 'the call span is current in its context')
+
+  const key = createContextKey('test key')
+  const derived = call.context.setValue(key, 'value')
+  t.equal(derived.getValue(key), 'value', 'other keys pass through, unreported')
+  t.equal(trace.getSpan(trace.setSpan(derived, first)), first)
+  trace.setSpan(call.context, trace.wrapSpanContext(api.INVALID_SPAN_CONTEXT))
+  const deleted = trace.deleteSpan(call.context)
+  t.equal(trace.getSpan(deleted), undefined)
+  t.equal(deleted.getValue(key), undefined)
+  trace.setSpan(deleted, second)
+  t.same(seen, [first, second], 'recording spans only, from derived contexts too')
+  t.equal(trace.getSpan(call.context), call.span, 'contexts are immutable')
 })
