@@ -125,7 +125,7 @@ export class AttemptObserver {
 
   #adopt (attempt: Attempt, span: Span): void {
     attempt.span = span
-    this.#tracing?.adoptAttempt(span, attempt.number)
+    this.#tracing?.adoptAttempt(span, attempt.scope.op, attempt.number)
   }
 
   /** Closes the window of an open attempt: no span was set for it, so it gets the plugin's own. */

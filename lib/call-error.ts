@@ -17,8 +17,7 @@ function scrub (err: unknown, secrets: readonly string[], depth = 0): void {
   // An own property: some errors (DOMException) have message as a getter only.
   if (clean !== message) Object.defineProperty(err, 'message', { value: clean, writable: true, configurable: true })
   if (stack !== undefined) {
-    const head = `${err.name}: ${message}`
-    const cleanStack = stack.startsWith(head) ? `${err.name}: ${clean}${stack.slice(head.length)}` : sanitizeString(stack, secrets)
+    const cleanStack = sanitizeString(stack, secrets)
     if (cleanStack !== stack) Object.defineProperty(err, 'stack', { value: cleanStack, writable: true, configurable: true })
   }
   if (err instanceof CustomerIORequestError) err.body = sanitizeString(err.body, secrets)
@@ -34,7 +33,8 @@ export function rejectionFor (err: unknown, op: Operation, errorType: ErrorType,
   if (err instanceof CioNotConfiguredError) return err
   scrub(err, secrets)
   if (errorType === 'invalid_argument') {
-    return new CioInvalidArgumentError(op.label, err instanceof Error ? err.message : 'rejected by the SDK', { cause: err })
+    // The SDK refuses arguments with Error objects (MissingParamError, TypeError-like checks).
+    return new CioInvalidArgumentError(op.label, (err as Error).message, { cause: err })
   }
   const upstreamStatus = err instanceof CustomerIORequestError ? err.statusCode : observedStatus
   return new CioApiError({ errorType, api: op.api, operation: op.label, upstreamStatus, cause: err })

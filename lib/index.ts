@@ -10,7 +10,7 @@ import { createMetrics } from './metrics.ts'
 import { resolveOptions, type CioObservabilityOptions, type ResolvedOptions } from './options.ts'
 import { CioQueue } from './queue/queue.ts'
 import { sanitize } from './redact.ts'
-import { loadTracing, serverOf } from './tracing.ts'
+import { loadTracing, serverOf, tracingOn } from './tracing.ts'
 import { createWebhookMetrics } from './webhook/metrics.ts'
 import { registerWebhookRoute } from './webhook/route.ts'
 
@@ -100,8 +100,9 @@ const cioObservabilityPlugin: FastifyPluginAsync<CioObservabilityOptions> = asyn
     region: regionName(options),
     metrics: options.metrics.endpoint,
     webhook: options.webhook === false ? false : options.webhook.path,
+    inbox: options.webhook !== false && options.webhook.inbox !== undefined,
     queue: queue !== undefined,
-    tracing: tracing !== undefined
+    tracing: tracingOn(tracing)
   }, 'customer.io observability ready')
 }
 
@@ -111,7 +112,7 @@ export default cioObservability
 export {
   CioApiError, CioInvalidArgumentError, CioInvalidOptionsError, CioNotConfiguredError, CioWebhookSignatureMissingError, CioWebhookSignatureInvalidError,
   CioWebhookTimestampStaleError, CioWebhookMalformedError, CioWebhookTooLargeError, CioWebhookUnsupportedMediaTypeError,
-  CioWebhookHandlerError, CioInvalidOperationError
+  CioWebhookHandlerError, CioWebhookRetryLaterError, CioInvalidOperationError
 } from './errors.ts'
 export { cioEnvSchema } from './options.ts'
 export type { CioObservabilityOptions, CioClientOptions, LogLevel } from './options.ts'
@@ -119,8 +120,12 @@ export type { CioMetricsOptions } from './exposition.ts'
 export type { CioWebhookOptions } from './webhook/options.ts'
 export type { CioQueueOptions, BatchOperation, DropReason } from './queue/options.ts'
 export type { CioQueue } from './queue/queue.ts'
-export type { CioWebhookEvent, EventData, Identifiers, ObjectType } from './webhook/events.ts'
-export type { DedupeStore } from './webhook/dedupe.ts'
+export type { CioWebhookEvent, RecognisedWebhookEvent, UnrecognisedWebhookEvent, EventData, Identifiers, ObjectType, MetricOf } from './webhook/events.ts'
+export type { CioWebhookInboxOptions } from './webhook/options.ts'
+export type { DedupeStore, ClaimResult } from './webhook/dedupe.ts'
+export { MemoryDedupeStore, type MemoryDedupeOptions } from './webhook/memory-dedupe.ts'
+export { RedisDedupeStore } from './webhook/redis-dedupe.ts'
+export { InboxWorker } from './webhook/inbox-worker.ts'
 export { verifyCioWebhook, type VerifyCioWebhookInput } from './webhook/verify.ts'
 export { cioRedactPaths, sanitize } from './redact.ts'
 export { ERROR_TYPES, type ErrorType } from './classify.ts'

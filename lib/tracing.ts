@@ -6,6 +6,9 @@ import { sanitizeString } from './redact.ts'
 
 type Otel = typeof OtelApi
 
+/** Attributes of an HTTP client span that carry the request's URL. */
+const URL_ATTRIBUTES = ['url.full', 'url.path', 'url.query'] as const
+
 /** Where an API's requests go: `server.address` / `server.port` on spans. */
 export interface Server {
   readonly address: string
@@ -166,8 +169,15 @@ export class Tracing {
    * Makes another instrumentation's span for one HTTP attempt (the undici instrumentation's)
    * the attempt span: it only gains `http.request.resend_count`; its owner ends it.
    */
-  adoptAttempt (span: Span, attempt: number): void {
+  adoptAttempt (span: Span, op: Operation, attempt: number): void {
     if (attempt > 1) span.setAttribute('http.request.resend_count', attempt - 1)
+    span.setAttribute('url.template', op.template)
+    // Its URL holds the customer id, often an email address: masked like everything the plugin records.
+    const { attributes } = span as Span & { attributes?: Attributes }
+    for (const key of URL_ATTRIBUTES) {
+      const value = attributes?.[key]
+      if (typeof value === 'string') span.setAttribute(key, sanitizeString(value, this.#secrets))
+    }
   }
 
   endAttempt (span: Span, statusCode: number | undefined, errorType: string | undefined): void {
@@ -224,6 +234,11 @@ export class Tracing {
     const { traceId, spanId } = span.spanContext()
     return { trace_id: traceId, span_id: spanId }
   }
+}
+
+/** What the start-up line says: spans are recorded only when a tracer provider is registered. */
+export function tracingOn (tracing: Tracing | undefined): boolean {
+  return tracing?.providerRegistered() ?? false
 }
 
 /** Loads `@opentelemetry/api` when installed; tracing is off (undefined) otherwise. */

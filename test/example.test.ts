@@ -84,5 +84,7 @@ t.test('the README\'s shutdown snippet is the example\'s', async (t) => {
   const section = /\n### Shutting down\n[\s\S]*?```ts\n([\s\S]*?)```/.exec(readme)
   t.ok(section, 'README has a "Shutting down" snippet')
   const example = readFileSync(new URL('../example/server.ts', import.meta.url), 'utf8')
-  for (const line of section![1]!.split('\n').filter((line) => line.trim() !== '')) t.ok(example.includes(`${line}\n`), line)
+  // The snippet makes its own app so that it compiles on its own; the rest is the example's.
+  const lines = section![1]!.split('\n').filter((line) => line.trim() !== '' && !/^(import Fastify|const app = Fastify)/.test(line))
+  for (const line of lines) t.ok(example.includes(`${line}\n`), line)
 })

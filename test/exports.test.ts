@@ -9,7 +9,7 @@ t.test('the package entry', async (t) => {
   t.equal((entry.default as unknown as Record<symbol, boolean>)[Symbol.for('skip-override')], true, 'decorators reach the app')
   for (const name of ['CioInvalidOptionsError', 'CioNotConfiguredError', 'CioInvalidOperationError', 'CioWebhookSignatureMissingError',
     'CioWebhookSignatureInvalidError', 'CioWebhookTimestampStaleError', 'CioWebhookMalformedError', 'CioWebhookTooLargeError',
-    'CioWebhookUnsupportedMediaTypeError', 'CioWebhookHandlerError'] as const) {
+    'CioWebhookUnsupportedMediaTypeError', 'CioWebhookHandlerError', 'CioWebhookRetryLaterError', 'CioInvalidArgumentError'] as const) {
     const err = new (entry[name] as new (...a: string[]) => Error & { code: string })('x', 'y')
     t.match(err.code, /^FST_CIO_/, name)
   }
@@ -18,9 +18,11 @@ t.test('the package entry', async (t) => {
   t.equal(entry.operations.length, 179)
   t.ok(entry.ERROR_TYPES.includes('timeout'))
   t.equal(typeof entry.sanitize, 'function')
+  t.equal(typeof entry.verifyCioWebhook, 'function')
+  for (const name of ['MemoryDedupeStore', 'RedisDedupeStore', 'InboxWorker', 'CioApiError'] as const) t.equal(typeof entry[name], 'function', name)
 })
 
 t.test('the testing entry', async (t) => {
-  t.same(Object.keys(testing).sort(), ['CioSimulator', 'createCioSimulator', 'eventId', 'signWebhook', 'webhookEvent'])
+  t.same(Object.keys(testing).sort(), ['CioSimulator', 'createCioSimulator', 'eventId', 'signWebhook', 'unrecognisedWebhookEvent', 'webhookEvent'])
   t.match(testing.eventId(), /^[0-9A-HJKMNP-TV-Z]{26}$/, 'a ULID-shaped id')
 })

@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import cioObservability, { type CioObservabilityOptions } from '../lib/index.ts'
-import { createCioSimulator, type CioSimulator, type SimulatorOptions } from '../lib/testing/index.ts'
+import { createCioSimulator, signWebhook, type CioSimulator, type SimulatorOptions } from '../lib/testing/index.ts'
 
 interface Teardown { teardown: (fn: () => unknown) => void }
 
@@ -62,6 +62,12 @@ export async function buildApp (
   routes(app)
   await app.ready()
   return { app, logs }
+}
+
+/** POSTs `event` to the webhook route as Customer.io does: JSON, signed with the test key. */
+export function postWebhook (app: FastifyInstance, event: unknown, url = '/webhooks/customerio') {
+  const body = JSON.stringify(event)
+  return app.inject({ method: 'POST', url, payload: body, headers: { 'content-type': 'application/json', ...signWebhook(body, WEBHOOK_KEY) } })
 }
 
 /** Parses the Prometheus text of the metrics route into series → value. */

@@ -2,7 +2,6 @@ import t, { type Test } from 'tap'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
-import { setTimeout as delay } from 'node:timers/promises'
 import { UnrecoverableError } from 'bullmq'
 import { Redis } from 'ioredis'
 import type { RecognisedWebhookEvent } from '../lib/webhook/events.ts'
@@ -190,6 +189,25 @@ t.test('close() while Redis is down still resolves', async (t) => {
   await outage.stop()
   await inbox.close()
   t.pass('closed')
+})
+
+t.test('close() resolves when Redis goes away while an active job is finishing', async (t) => {
+  const outage = await startRedis(t)
+  const started = counter()
+  let finish!: () => void
+  const inbox = await WebhookInbox.open({
+    connection: outage.url,
+    queueName: 'going',
+    log: silent,
+    process: async () => { started.tick(); await new Promise<void>((resolve) => { finish = resolve }) }
+  })
+  await inbox.add(event('held'))
+  await started.reached(1)
+  const closing = inbox.close()
+  await outage.stop()
+  await closing
+  finish()
+  t.pass('closed; the job is left to the stalled check of the next worker')
 })
 
 t.test('a worker process killed mid-job: the stalled check hands the job to another worker, which completes it once', async (t) => {

@@ -344,6 +344,45 @@ t.test('close() under a hanging API: at the deadline everything is handed to onD
   t.equal(drops.length, 2, 'nothing handed over twice')
 })
 
+t.test('close() during a backoff hands everything over at the deadline; a batch answered after the deadline is not counted twice', async (t) => {
+  const sim = await startSimulator(t)
+  sim.fault({ operation: 'batch', status: 503, times: 1 })
+  const waiting = await clockedQueue(t, { retryDelayMs: 10_000, maxRetryDelayMs: 10_000, shutdownTimeoutMs: 1_000 }, sim)
+  waiting.queue.track('p1', { name: 'e' })
+  waiting.clock.advance(FAST.flushIntervalMs)
+  await sim.until((s) => s.requestsFor('batch').length === 1)
+  await waiting.settled()
+  const closing = waiting.queue.close()
+  waiting.clock.advance(1_000)
+  await closing
+  t.same(waiting.drops.map(([ops, reason]) => [ops.length, reason]), [[1, 'shutdown']], 'handed over while waiting out the backoff')
+
+  const slow = await startSimulator(t)
+  slow.fault({ operation: 'batch', latencyMs: 200, times: 1 })
+  const late = await clockedQueue(t, { shutdownTimeoutMs: 1_000 }, slow)
+  late.queue.track('p2', { name: 'e' })
+  late.clock.advance(FAST.flushIntervalMs)
+  t.equal(late.sends.length, 1, 'in flight')
+  const ending = late.queue.close()
+  late.clock.advance(1_000)
+  await ending
+  await late.settled()
+  t.equal(slow.events.length, 1, 'Customer.io took it after the deadline')
+  t.same(late.drops.map(([ops, reason]) => [ops.length, reason]), [[1, 'shutdown']], 'handed over once, at the deadline')
+  t.equal(await late.count('cio_queue_sent_total'), '0', 'and not counted as sent as well')
+})
+
+t.test('a dispatcher the app passes in stays the app\'s: the plugin does not close it', async (t) => {
+  const sim = await startSimulator(t)
+  const dispatcher = new Agent()
+  t.teardown(() => dispatcher.close())
+  const { app } = await buildApp(t, simOptions(sim, { client: { dispatcher, retry: { maxRetries: 0 } } }))
+  await app.cio.identify('p1', {})
+  await app.close()
+  const res = await fetch(`${sim.url}/api/v1/accounts/region`, { dispatcher } as RequestInit)
+  t.equal(res.status, 401, 'still usable after the app closed')
+})
+
 t.test('app.close() under a hanging API resolves, with every accepted operation handed over, and ends the request in flight', async (t) => {
   const sim = await startSimulator(t)
   sim.fault({ hang: true })

@@ -2,12 +2,12 @@ import t from 'tap'
 import { readFileSync } from 'node:fs'
 import { METRICS_DEFAULTS } from '../lib/exposition.ts'
 import { QUEUE_DEFAULTS } from '../lib/queue/options.ts'
-import { WEBHOOK_DEFAULTS } from '../lib/webhook/options.ts'
+import { INBOX_DEFAULTS, WEBHOOK_DEFAULTS } from '../lib/webhook/options.ts'
 
 const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8')
 
 /** `| \`section.key\` | default | … |` rows of the README, as key → default cell. */
-const documented = new Map([...readme.matchAll(/^\| `((?:webhook|metrics|queue)\.\w+)` \| ([^|]+) \|/gm)].map(([, key, cell]) => [key!, cell!.trim()]))
+const documented = new Map([...readme.matchAll(/^\| `((?:webhook\.inbox|webhook|metrics|queue)\.\w+)` \| ([^|]+) \|/gm)].map(([, key, cell]) => [key!, cell!.trim()]))
 
 const plain = (value: unknown): string => typeof value === 'number'
   ? value.toLocaleString('en-US').replaceAll(',', ' ')
@@ -17,7 +17,7 @@ const plain = (value: unknown): string => typeof value === 'number'
 const written = (value: unknown): string => value === undefined ? 'none' : typeof value === 'number' ? plain(value) : `\`${plain(value)}\``
 
 t.test('the README documents every section option with the default the code uses, and no other', async (t) => {
-  const sections = { webhook: WEBHOOK_DEFAULTS, metrics: METRICS_DEFAULTS, queue: QUEUE_DEFAULTS }
+  const sections = { webhook: WEBHOOK_DEFAULTS, 'webhook.inbox': INBOX_DEFAULTS, metrics: METRICS_DEFAULTS, queue: QUEUE_DEFAULTS }
   const expected = new Map(Object.entries(sections).flatMap(([section, defaults]) =>
     Object.entries(defaults).map(([key, value]) => [`${section}.${key}`, written(value)])))
   t.same([...documented.keys()].sort(), [...expected.keys()].sort(), 'the same options')

@@ -2,7 +2,7 @@ import t from 'tap'
 import { context, trace } from '@opentelemetry/api'
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks'
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base'
-import { loadTracing } from '../lib/tracing.ts'
+import { loadTracing, tracingOn } from '../lib/tracing.ts'
 import { signWebhook, webhookEvent } from '../lib/testing/index.ts'
 import { buildApp, simOptions, startSimulator, WEBHOOK_KEY } from './helpers.ts'
 
@@ -12,7 +12,7 @@ t.test('without an OpenTelemetry SDK: no spans, no exemplars, calls unchanged', 
   t.same(await app.cio.identify('person-1', {}), {})
   const om = await app.inject({ url: '/metrics', headers: { accept: 'application/openmetrics-text' } })
   t.notMatch(om.body, /trace_id/)
-  t.ok(logs.lines.find((l) => l.msg === 'customer.io observability ready'))
+  t.equal(logs.lines.find((l) => l.msg === 'customer.io observability ready')?.tracing, false, 'the start-up line says tracing: false without a tracer provider')
 })
 
 t.test('without an OpenTelemetry SDK: webhook events are handled, with no span active', async (t) => {
@@ -51,5 +51,7 @@ t.test('a provider registered after the plugin: its calls are traced from then o
 })
 
 t.test('without @opentelemetry/api, tracing is off', async (t) => {
-  t.equal(await loadTracing('1.0.0', [], async () => { throw Object.assign(new Error('Cannot find package'), { code: 'ERR_MODULE_NOT_FOUND' }) }), undefined)
+  const tracing = await loadTracing('1.0.0', [], async () => { throw Object.assign(new Error('Cannot find package'), { code: 'ERR_MODULE_NOT_FOUND' }) })
+  t.equal(tracing, undefined)
+  t.equal(tracingOn(tracing), false, 'and the start-up line says so')
 })

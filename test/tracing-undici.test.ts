@@ -85,6 +85,8 @@ function assertRetriedTwice (t: Test, trace: Awaited<ReturnType<typeof callTrace
   t.same(attempts.map((s) => s.attributes['http.response.status_code']), [503, 503, 200])
   t.same(attempts.map((s) => s.attributes['http.request.resend_count']), [undefined, 1, 2])
   t.same(attempts.map((s) => s.status.code), [SpanStatusCode.ERROR, SpanStatusCode.ERROR, SpanStatusCode.UNSET])
+  t.same(attempts.map((s) => s.attributes['url.template']), Array(3).fill('/api/v1/customers/{customerId}/events'))
+  t.notMatch(JSON.stringify(attempts.map((s) => s.attributes)), /jane|example\.com|%40/, 'the customer\'s email is masked in the URL attributes')
   const clients = exporter.getFinishedSpans().filter((s) => s.kind === SpanKind.CLIENT)
   t.equal(clients.length, 4, 'no other CLIENT span: the call and its three attempts')
 }
@@ -93,7 +95,7 @@ async function retriedTwice (t: Test, sim: CioSimulator, app: Awaited<ReturnType
   const attempts = async (status: string) => (await scrape(app)).get(series('cio_api_attempts_total', { api: 'track', status_code: status }))!
   const [failed, succeeded] = [await attempts('503'), await attempts('2xx')]
   sim.fault({ operation: 'track', status: 503, times: 2 })
-  await app.cio.track('person-1', { name: 'signed_up' })
+  await app.cio.track('jane.doe@example.com', { name: 'signed_up' })
   t.equal(await attempts('503') - failed, 2, 'metrics are unaffected')
   t.equal(await attempts('2xx') - succeeded, 1)
 }

@@ -1,21 +1,13 @@
 import t, { type Test } from 'tap'
-import type { FastifyInstance } from 'fastify'
 import { Redis } from 'ioredis'
 import type { CioWebhookOptions, DedupeStore } from '../lib/index.ts'
-import { signWebhook, webhookEvent } from '../lib/testing/index.ts'
+import { webhookEvent } from '../lib/testing/index.ts'
 import { MemoryDedupeStore } from '../lib/webhook/memory-dedupe.ts'
 import { RedisDedupeStore } from '../lib/webhook/redis-dedupe.ts'
 import { gate } from './fixtures/gate.ts'
 import { startRedis } from './fixtures/redis.ts'
 import { counter } from './fixtures/wait.ts'
-import { buildApp, scrape, series, simOptions, startSimulator, WEBHOOK_KEY } from './helpers.ts'
-
-const PATH = '/webhooks/customerio'
-
-function post (app: FastifyInstance, event: unknown) {
-  const body = JSON.stringify(event)
-  return app.inject({ method: 'POST', url: PATH, payload: body, headers: { 'content-type': 'application/json', ...signWebhook(body, WEBHOOK_KEY) } })
-}
+import { buildApp, scrape, series, simOptions, startSimulator, postWebhook, WEBHOOK_KEY } from './helpers.ts'
 
 async function webhookApp (t: Test, webhook: CioWebhookOptions) {
   const sim = await startSimulator(t)
@@ -64,7 +56,7 @@ for (const [name, make] of [['memory store', () => new MemoryDedupeStore()], ['R
       }
     })
     const event = webhookEvent('email', 'bounced')
-    const answers = Array.from({ length: 5 }, () => post(app, event))
+    const answers = Array.from({ length: 5 }, () => postWebhook(app, event))
     await claims.reached(5) // every copy has asked, so four are waiting on the first
     release.open()
     const results = (await Promise.all(answers)).map((res) => [res.statusCode, res.json().code ?? (res.json().duplicate === true ? 'duplicate' : 'handled')])
@@ -86,38 +78,47 @@ t.test('an onEvent that has not settled within answerWithinMs answers 503 and go
   const finished = counter()
   const { app } = await webhookApp(t, { answerWithinMs: 50, onEvent: async () => { await slow.promise; finished.tick() } })
   const event = webhookEvent('email', 'delivered')
-  const first = await post(app, event)
+  const first = await postWebhook(app, event)
   t.equal(first.statusCode, 503)
   t.equal(first.json().code, 'FST_CIO_WEBHOOK_RETRY_LATER')
-  const copy = await post(app, event)
+  const copy = await postWebhook(app, event)
   t.equal(copy.statusCode, 503, 'a copy while it runs waits, then answers 503 too')
   slow.open()
   await finished.reached(1)
   await new Promise(setImmediate)
-  t.same((await post(app, event)).json(), { ok: true, duplicate: true }, 'once it finished, a copy is a duplicate')
+  t.same((await postWebhook(app, event)).json(), { ok: true, duplicate: true }, 'once it finished, a copy is a duplicate')
   const metrics = await scrape(app)
   t.equal(metrics.get(series('cio_webhook_received_total', { object_type: 'email', metric: 'delivered' })), 1, 'counted once, when it finished')
 })
 
 t.test('a dedupe store that fails answers 503, so Customer.io keeps the event', async (t) => {
   const { app, logs } = await webhookApp(t, { dedupe: { claim: async () => { throw new Error('redis down') }, confirm: () => {}, release: () => {} } })
-  const res = await post(app, webhookEvent('email', 'sent'))
+  const res = await postWebhook(app, webhookEvent('email', 'sent'))
   t.equal(res.statusCode, 503)
   t.equal(res.json().code, 'FST_CIO_WEBHOOK_RETRY_LATER')
   t.ok(logs.lines.some((l) => l.msg === 'customer.io webhook dedupe store failed'))
 })
 
+t.test('a store that throws at once answers 503 too', async (t) => {
+  const { app } = await webhookApp(t, { dedupe: { claim: () => { throw new Error('bad store') }, confirm: () => {}, release: () => {} } })
+  t.equal((await postWebhook(app, webhookEvent('email', 'sent'))).statusCode, 503)
+})
+
 t.test('a store that does not answer within answerWithinMs answers 503', async (t) => {
   const never = new Promise<never>(() => {})
   const { app } = await webhookApp(t, { answerWithinMs: 50, dedupe: { claim: () => never, confirm: () => {}, release: () => {} } })
-  t.equal((await post(app, webhookEvent('email', 'sent'))).statusCode, 503)
+  t.equal((await postWebhook(app, webhookEvent('email', 'sent'))).statusCode, 503)
 })
 
-t.test('an event without a usable id is handed on every time', async (t) => {
+t.test('an event without a usable id is handed on every time; its failure answers 503 and is logged without an id', async (t) => {
   let calls = 0
-  const { app } = await webhookApp(t, { onEvent: () => { calls++ } })
+  const { app, logs } = await webhookApp(t, { onEvent: () => { if (++calls === 3) throw new Error('full') } })
   const event = { ...webhookEvent('email', 'sent'), event_id: '' }
-  await post(app, event)
-  await post(app, event)
+  t.equal((await postWebhook(app, event)).statusCode, 200)
+  t.equal((await postWebhook(app, event)).statusCode, 200)
   t.equal(calls, 2)
+  t.equal((await postWebhook(app, event)).statusCode, 503)
+  const line = logs.lines.find((l) => l.msg === 'customer.io webhook handler failed')
+  t.match(line, { object_type: 'email', metric: 'sent' })
+  t.notOk('event_id' in line!, 'no id to log')
 })

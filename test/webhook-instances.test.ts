@@ -1,25 +1,20 @@
 import t, { type Test } from 'tap'
+import { once } from 'node:events'
 import type { FastifyInstance } from 'fastify'
 import { Redis } from 'ioredis'
 import type { CioWebhookOptions } from '../lib/index.ts'
-import { signWebhook, webhookEvent } from '../lib/testing/index.ts'
+import { webhookEvent } from '../lib/testing/index.ts'
 import { RedisDedupeStore } from '../lib/webhook/redis-dedupe.ts'
 import { startRedis } from './fixtures/redis.ts'
 import { counter } from './fixtures/wait.ts'
-import { buildApp, scrape, series, simOptions, startSimulator, WEBHOOK_KEY } from './helpers.ts'
+import { buildApp, scrape, series, simOptions, startSimulator, postWebhook, WEBHOOK_KEY } from './helpers.ts'
 
-const PATH = '/webhooks/customerio'
 const redis = await startRedis(t)
 let queues = 0
 
-function post (app: FastifyInstance, event: unknown) {
-  const body = JSON.stringify(event)
-  return app.inject({ method: 'POST', url: PATH, payload: body, headers: { 'content-type': 'application/json', ...signWebhook(body, WEBHOOK_KEY) } })
-}
-
-async function instances (t: Test, webhook: () => CioWebhookOptions) {
+async function instances (t: Test, webhook: () => Promise<CioWebhookOptions> | CioWebhookOptions) {
   const sim = await startSimulator(t)
-  return Promise.all([1, 2, 3].map(async () => (await buildApp(t, simOptions(sim, { logLevel: 'warn', webhook: { signingKeys: WEBHOOK_KEY, ...webhook() } }))).app))
+  return Promise.all([1, 2, 3].map(async () => (await buildApp(t, simOptions(sim, { logLevel: 'warn', webhook: { signingKeys: WEBHOOK_KEY, ...await webhook() } }))).app))
 }
 
 async function total (apps: FastifyInstance[], name: string, labels?: Record<string, string>): Promise<number> {
@@ -31,15 +26,17 @@ async function total (apps: FastifyInstance[], name: string, labels?: Record<str
 /** 200 distinct events, each POSTed to all three instances at once. */
 async function deliverEverywhere (apps: FastifyInstance[]) {
   const events = Array.from({ length: 200 }, () => webhookEvent('email', 'delivered'))
-  const answers = await Promise.all(events.flatMap((event) => apps.map((app) => post(app, event))))
+  const answers = await Promise.all(events.flatMap((event) => apps.map((app) => postWebhook(app, event))))
   return { events, statuses: answers.map((a) => a.statusCode) }
 }
 
 t.test('three instances sharing a Redis dedupe store: 600 copies of 200 events, onEvent ran 200 times, counts exact', async (t) => {
   const handled: string[] = []
-  const apps = await instances(t, () => {
+  const apps = await instances(t, async () => {
+    // Fails fast while Redis is down (a 503 Customer.io retries) instead of holding requests.
     const client = new Redis(redis.port, '127.0.0.1', { enableOfflineQueue: false })
     t.teardown(() => client.quit())
+    await once(client, 'ready')
     return { dedupe: new RedisDedupeStore(client, { prefix: 'instances:' }), onEvent: (event) => { handled.push(String(event.event_id)) } }
   })
   const { events, statuses } = await deliverEverywhere(apps)

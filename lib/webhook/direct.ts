@@ -1,7 +1,7 @@
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import { sanitizeString } from '../redact.ts'
 import type { Tracing } from '../tracing.ts'
-import type { DedupeStore } from './dedupe.ts'
+import type { ClaimResult, DedupeStore } from './dedupe.ts'
 import type { CioWebhookEvent, ReadEvent } from './events.ts'
 
 /** How the route answers a copy of an event it handles itself (not in inbox mode). */
@@ -37,6 +37,26 @@ function within<T, F> (promise: Promise<T>, ms: number, fallback: F): Promise<T 
 }
 
 /**
+ * Runs `onEvent` for one event inside its span (here and in the inbox's worker); a failure
+ * is counted and logged with the event's labels and id only, then rethrown.
+ */
+export function eventHandler (deps: Pick<DirectDeps, 'onEvent' | 'handlerFailed' | 'tracing' | 'log' | 'secrets'>): (read: ReadEvent, request: FastifyRequest | undefined) => Promise<void> {
+  const { onEvent, handlerFailed, tracing, log, secrets } = deps
+  return async ({ event, labels, eventId }, request) => {
+    const span = tracing?.startWebhook(labels, eventId, event.object_type === '_other' ? undefined : event.data.delivery_id)
+    try {
+      if (onEvent !== undefined) await (span === undefined ? onEvent(event, request) : span.run(() => onEvent(event, request)))
+    } catch (err) {
+      span?.end(err)
+      handlerFailed()
+      log.error({ err, object_type: labels.objectType, metric: labels.metric, event_id: eventId === undefined ? undefined : sanitizeString(eventId, secrets) }, 'customer.io webhook handler failed')
+      throw err
+    }
+    span?.end()
+  }
+}
+
+/**
  * Runs `onEvent` for each new event, at most once at a time per `event_id` across every
  * instance sharing the store, also after a failed run: a copy that finds the id claimed
  * waits for that run (this process's, or by polling the store for another instance's), then
@@ -45,23 +65,20 @@ function within<T, F> (promise: Promise<T>, ms: number, fallback: F): Promise<T 
  * later copy finds its outcome.
  */
 export function createDirectHandler (deps: DirectDeps): (read: ReadEvent, request: FastifyRequest, receivedAt: number) => Promise<DirectOutcome> {
-  const { store, onEvent, answerWithinMs, record, handlerFailed, tracing, log, secrets } = deps
+  const { store, answerWithinMs, record, log } = deps
   /** Runs in this process, by event id: copies arriving here wait for them instead of polling. */
   const running = new Map<string, Promise<unknown>>()
 
+  const handle = eventHandler(deps)
+
   async function execute (read: ReadEvent, request: FastifyRequest, receivedAt: number): Promise<void> {
-    const { event, labels, eventId } = read
-    const span = tracing?.startWebhook(labels, eventId, event.object_type === '_other' ? undefined : event.data.delivery_id)
+    const { eventId } = read
     try {
-      if (onEvent !== undefined) await (span === undefined ? onEvent(event, request) : span.run(() => onEvent(event, request)))
+      await handle(read, request)
     } catch (err) {
-      span?.end(err)
-      handlerFailed()
-      log.error({ err, object_type: labels.objectType, metric: labels.metric, event_id: eventId === undefined ? undefined : sanitizeString(eventId, secrets) }, 'customer.io webhook handler failed')
       if (eventId !== undefined) await store.release(eventId)
       throw err
     }
-    span?.end()
     if (eventId !== undefined) await store.confirm(eventId)
     record(read, receivedAt)
   }
@@ -77,20 +94,29 @@ export function createDirectHandler (deps: DirectDeps): (read: ReadEvent, reques
     return within(settled, deadline - Date.now(), 'pending' as const)
   }
 
+  /** The store's answer, or `late` past the deadline, or `unavailable` if it failed. */
+  async function claim (eventId: string, deadline: number): Promise<ClaimResult | 'late' | 'unavailable'> {
+    try {
+      const answer = store.claim(eventId, LEASE_MS)
+      // The memory store answers at once; only a store that waits on the network races the deadline.
+      return typeof answer === 'string' ? answer : await within(answer, deadline - Date.now(), 'late' as const)
+    } catch (err) {
+      log.error({ err }, 'customer.io webhook dedupe store failed')
+      return 'unavailable'
+    }
+  }
+
   return async (read, request, receivedAt) => {
     const deadline = receivedAt + answerWithinMs
     const { eventId } = read
     // Without a usable id copies cannot be told apart: each is handed on.
     if (eventId === undefined) return run(read, request, receivedAt, deadline)
     for (let poll = POLL_MS; ; poll = Math.min(poll * 2, MAX_POLL_MS)) {
-      const claim = await within(Promise.resolve(store.claim(eventId, LEASE_MS)), deadline - Date.now(), 'late' as const).catch((err: unknown) => {
-        log.error({ err }, 'customer.io webhook dedupe store failed')
-        return 'unavailable' as const
-      })
-      if (claim === 'unavailable') return 'unavailable'
-      if (claim === 'late') return 'pending'
-      if (claim === 'done') return 'duplicate'
-      if (claim === 'new') return run(read, request, receivedAt, deadline)
+      const found = await claim(eventId, deadline)
+      if (found === 'unavailable') return 'unavailable'
+      if (found === 'late') return 'pending'
+      if (found === 'done') return 'duplicate'
+      if (found === 'new') return run(read, request, receivedAt, deadline)
       const left = deadline - Date.now()
       if (left <= 0) return 'pending'
       await within(running.get(eventId) ?? delay(poll), left, undefined)

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
-import type { DirectDeps } from './direct.ts'
+import { eventHandler, type DirectDeps } from './direct.ts'
 import type { CioWebhookEvent, EventLabels, ReadEvent } from './events.ts'
 import { WebhookInbox, type InboxAddResult } from './inbox.ts'
 import type { InboxSettings } from './options.ts'
@@ -20,7 +20,7 @@ export interface InboxMode {
   close: () => Promise<void>
 }
 
-type InboxDeps = Pick<DirectDeps, 'onEvent' | 'record' | 'handlerFailed' | 'tracing'> & { readonly log: FastifyBaseLogger }
+type InboxDeps = Pick<DirectDeps, 'onEvent' | 'record' | 'handlerFailed' | 'tracing' | 'secrets'> & { readonly log: FastifyBaseLogger }
 
 /**
  * Inbox mode: the route stores each event as a BullMQ job and answers at once; a worker (in
@@ -28,19 +28,11 @@ type InboxDeps = Pick<DirectDeps, 'onEvent' | 'record' | 'handlerFailed' | 'trac
  * counted once, when its job completes.
  */
 export async function openInbox (settings: InboxSettings, deps: InboxDeps): Promise<InboxMode> {
-  const { onEvent, record, handlerFailed, tracing, log } = deps
+  const { record, log } = deps
   const { connection, queueName, attempts, backoffMs, worker, concurrency, lockDurationMs, stalledIntervalMs } = settings
-  const process = async ({ event, labels, event_id: id }: InboxEntry): Promise<void> => {
-    const span = tracing?.startWebhook(labels, id, event.object_type === '_other' ? undefined : event.data.delivery_id)
-    try {
-      if (onEvent !== undefined) await (span === undefined ? onEvent(event, undefined) : span.run(() => onEvent(event, undefined)))
-    } catch (err) {
-      span?.end(err)
-      handlerFailed()
-      throw err
-    }
-    span?.end()
-  }
+  const handle = eventHandler(deps)
+  // No request in the worker: the event may be handled long after it was received.
+  const process = ({ event, labels, event_id: eventId }: InboxEntry) => handle({ event, labels, eventId }, undefined)
   const inbox = await WebhookInbox.open<InboxEntry>({
     connection,
     ...(queueName === undefined ? {} : { queueName }),

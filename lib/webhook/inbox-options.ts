@@ -1,4 +1,3 @@
-
 /*
  * The inbox's options, in a file of their own that names neither ioredis nor BullMQ: the
  * plugin's types then compile in apps that install neither.

@@ -1,3 +1,4 @@
+import { once } from 'node:events'
 import type { Job } from 'bullmq'
 import { DEFAULT_QUEUE_NAME, positiveInteger, type InboxEvent, type InboxWorkerOptions } from './inbox-options.ts'
 import { InboxResources } from './inbox-redis.ts'
@@ -36,9 +37,13 @@ export class InboxWorker {
         const worker = new Worker<E>(options.queueName ?? DEFAULT_QUEUE_NAME, async (job) => { await handle(job.data, job) }, {
           connection, concurrency, lockDuration: lockDurationMs, stalledInterval: stalledIntervalMs
         })
-        // Graceful unless Redis is gone: waiting for the active jobs to report back would then
-        // never end; they are left to the stalled check of the next worker.
-        resources.onClose(() => worker.close(connection.status !== 'ready'))
+        // The active jobs may finish first, unless Redis is gone or goes while they do: they could
+        // never report back then, and are left to the stalled check of the next worker. Closing
+        // itself never waits on Redis (a graceful close would, for ever, if it went away meanwhile).
+        resources.onClose(async () => {
+          if (connection.status === 'ready') await Promise.race([worker.pause(), once(connection, 'close')])
+          await worker.close(true)
+        })
         worker.on('error', resources.report)
         if (onCompleted !== undefined) worker.on('completed', (job: Job<E>) => onCompleted(job.data, job))
         if (onFailed !== undefined) {

@@ -17,6 +17,11 @@ const DONE = Infinity
 export class MemoryDedupeStore implements DedupeStore {
   // id → when its claim lapses (ms), or DONE. A Map iterates in insertion order, so its first key is the oldest.
   readonly #ids = new Map<string, number>()
+  /**
+   * One iterator for evicting, made once: a Map iterator is live (it skips what was deleted and
+   * reaches what was added), while a fresh one would walk past every deleted slot each time.
+   */
+  readonly #oldest = this.#ids.keys()
   readonly #size: number
   readonly #now: () => number
 
@@ -47,6 +52,6 @@ export class MemoryDedupeStore implements DedupeStore {
     // Re-inserting moves the id to the newest end.
     this.#ids.delete(id)
     this.#ids.set(id, until)
-    if (this.#ids.size > this.#size) this.#ids.delete(this.#ids.keys().next().value!)
+    if (this.#ids.size > this.#size) this.#ids.delete(this.#oldest.next().value as string)
   }
 }

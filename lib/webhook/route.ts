@@ -1,3 +1,4 @@
+import { STATUS_CODES } from 'node:http'
 import type { Counter } from '@prometheus-io/client'
 import type { FastifyBaseLogger, FastifyError, FastifyInstance, FastifyReply } from 'fastify'
 import { CioWebhookHandlerError, CioWebhookMalformedError, CioWebhookRetryLaterError, CioWebhookTooLargeError, CioWebhookUnsupportedMediaTypeError } from '../errors.ts'
@@ -36,11 +37,7 @@ const REFUSALS: Readonly<Record<RejectReason, () => Error>> = {
  */
 function answer (reply: FastifyReply, error: Error): FastifyReply {
   const { statusCode, code } = error as FastifyError & { statusCode: number }
-  return reply.code(statusCode).send({ statusCode, code, error: STATUS_TEXT[statusCode], message: error.message })
-}
-
-const STATUS_TEXT: Readonly<Record<number, string>> = {
-  401: 'Unauthorized', 413: 'Payload Too Large', 415: 'Unsupported Media Type', 503: 'Service Unavailable'
+  return reply.code(statusCode).send({ statusCode, code, error: STATUS_CODES[statusCode], message: error.message })
 }
 
 /**
@@ -76,7 +73,7 @@ export async function registerWebhookRoute (fastify: FastifyInstance, deps: Webh
   const handlerFailed = () => { metrics.handlerErrors.inc() }
   const inbox = options.inbox === undefined
     ? undefined
-    : await openInbox(options.inbox, { onEvent: options.onEvent, record, handlerFailed, tracing, log })
+    : await openInbox(options.inbox, { onEvent: options.onEvent, record, handlerFailed, tracing, log, secrets })
   if (inbox !== undefined) {
     createInboxGauge(factory, () => inbox.counts())
     // Registered after the plugin's own hook, so it runs first: the worker ends while metrics are live.

@@ -1,7 +1,9 @@
 import { expect, test } from 'tstyche'
 import Fastify from 'fastify'
 import { SendEmailRequest, type APIClient, type TrackClient } from 'customerio-node'
-import cioObservability, { type CioObservabilityOptions, type CioQueue, type CioWebhookEvent, type DropReason } from '../../lib/index.ts'
+import type { FastifyRequest } from 'fastify'
+import cioObservability, { type CioObservabilityOptions, type CioQueue, type CioWebhookEvent, type DropReason, type UnrecognisedWebhookEvent } from '../../lib/index.ts'
+import { unrecognisedWebhookEvent, webhookEvent } from '../../lib/testing/index.ts'
 
 const app = Fastify()
 
@@ -37,11 +39,28 @@ test('the options type rejects typos and wrong shapes', () => {
 test('the webhook event union narrows on object_type and metric', () => {
   const event = {} as CioWebhookEvent
   if (event.object_type === 'email') {
-    expect(event.metric).type.toBe<'drafted' | 'attempted' | 'sent' | 'delivered' | 'opened' | 'clicked' | 'converted' | 'unsubscribed' | 'bounced' | 'dropped' | 'spammed' | 'failed' | 'undeliverable'>()
+    expect(event.metric).type.toBe<'drafted' | 'attempted' | 'sent' | 'delivered' | 'opened' | 'clicked' | 'converted' | 'bounced' | 'dropped' | 'spammed' | 'failed' | 'undeliverable' | 'subscribed' | 'unsubscribed' | 'cio_subscription_preferences_changed'>()
+    expect(event.data.delivery_id).type.toBe<string | undefined>()
   }
   if (event.object_type === 'sms') {
     expect(event.metric).type.not.toBe<'spammed'>()
     expect<'replied'>().type.toBeAssignableTo(event.metric)
   }
-  expect(event.data.delivery_id).type.toBe<string | undefined>()
+  switch (event.object_type) {
+    case 'email': case 'sms': break
+    default: expect(event).type.toBeAssignableFrom<UnrecognisedWebhookEvent>()
+  }
+  if (event.object_type === '_other') expect(event.raw).type.toBe<unknown>()
+})
+
+test('webhookEvent() takes only documented pairs; unrecognisedWebhookEvent() is the explicit escape', () => {
+  expect(webhookEvent).type.toBeCallableWith('email', 'bounced')
+  expect(webhookEvent).type.not.toBeCallableWith('email', 'bouncd')
+  expect(webhookEvent).type.not.toBeCallableWith('sms', 'spammed')
+  expect(webhookEvent('email', 'sent').object_type).type.toBe<'email'>()
+  expect(unrecognisedWebhookEvent).type.toBeCallableWith('carrier_pigeon', 'flew')
+})
+
+test('onEvent gets the request, or undefined in inbox mode', () => {
+  expect<NonNullable<Exclude<CioObservabilityOptions['webhook'], false | undefined>['onEvent']>>().type.toBe<(event: CioWebhookEvent, request: FastifyRequest | undefined) => void | Promise<void>>()
 })
