@@ -1,6 +1,8 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { readFileSync } from 'node:fs'
-import { buildApp, simOptions, startSimulator } from './helpers.ts'
+import type { CioWebhookOptions } from '../lib/index.ts'
+import { startRedis } from './fixtures/redis.ts'
+import { buildApp, simOptions, startSimulator, WEBHOOK_KEY } from './helpers.ts'
 
 interface Target { datasource: { type: string, uid: string }, refId: string, expr: string, legendFormat: string }
 interface Panel {
@@ -10,7 +12,10 @@ interface Panel {
   description?: string,
   datasource?: Target['datasource']
   gridPos: { h: number, w: number, x: number, y: number }
-  fieldConfig?: { defaults: { unit?: string } },
+  fieldConfig?: {
+    defaults: { unit?: string, custom?: { stacking?: { mode: string } } },
+    overrides?: Array<{ matcher: { id: string, options: string }, properties: Array<{ id: string, value: unknown }> }>
+  },
   targets?: Target[],
   panels?: Panel[]
 }
@@ -41,6 +46,28 @@ const DATASOURCE = { type: 'prometheus', uid: '${datasource}' }
 const UNITS = new Set(['s', 'ms', 'percentunit', 'percent', 'reqps', 'ops', 'short', 'none', 'bytes'])
 const PANEL_TYPES = new Set(['timeseries', 'stat', 'bargauge', 'table', 'heatmap', 'gauge'])
 const COUNTERS = /\b(cio_[a-z_]+_total|cio_[a-z_]+_bucket)\b/g
+
+// For the inbox's metrics: a real Redis, stopped when this file's tests end.
+const redis = await startRedis(t)
+
+/**
+ * What /metrics lists, without an inbox and with one: its metric families, and the names a query
+ * can select (a histogram's _bucket, _sum and _count).
+ */
+async function exposed (t: Test): Promise<{ families: Set<string>, names: Set<string> }> {
+  const sim = await startSimulator(t)
+  const families = new Set<string>()
+  const names = new Set<string>()
+  const modes: CioWebhookOptions[] = [{ signingKeys: WEBHOOK_KEY }, { signingKeys: WEBHOOK_KEY, inbox: { connection: redis.url, worker: false } }]
+  for (const webhook of modes) {
+    const { app } = await buildApp(t, simOptions(sim, { webhook }))
+    for (const [, name, type] of (await app.inject('/metrics')).body.matchAll(/^# TYPE (\S+) (\w+)$/gm)) {
+      families.add(name!)
+      for (const selectable of type === 'histogram' ? [`${name}_bucket`, `${name}_sum`, `${name}_count`] : [name!]) names.add(selectable)
+    }
+  }
+  return { families, names }
+}
 
 t.test('portable identity: fixed uid, no DS_* inputs, classic JSON', async (t) => {
   t.equal(dashboard.uid, 'cio-observability')
@@ -107,21 +134,41 @@ t.test('targets follow the dashboard-linter rules', async (t) => {
   }
 })
 
-t.test('the dashboard shows latency quantiles, errors, throttling, in-flight calls, the email funnel, webhooks and the queue', async (t) => {
+t.test('the dashboard shows latency quantiles, errors, throttling, in-flight calls, the email funnel, webhooks (duplicates, inbox jobs) and the queue (retries)', async (t) => {
   const exprs = targets.map((x) => x.expr).join('\n')
   for (const needle of [
     'histogram_quantile(0.5,', 'histogram_quantile(0.95,', 'histogram_quantile(0.99,', 'cio_api_requests_total', 'by (error_type)',
     'cio_api_attempts_total', 'status_code="429"', 'cio_api_in_flight', 'cio_email_sent_total', 'cio_email_bounced_total',
     'cio_email_complained_total', 'by (object_type, metric)', 'by (reason) (rate(cio_webhook_rejected_total', 'cio_webhook_lag_seconds_bucket',
-    'cio_queue_depth', 'cio_queue_capacity', 'by (reason) (rate(cio_queue_dropped_total'
+    'sum(rate(cio_webhook_duplicates_total', '/ ((sum(rate(cio_webhook_received_total', 'max by (state) (cio_webhook_inbox_jobs',
+    'cio_queue_depth', 'cio_queue_capacity', 'by (reason) (rate(cio_queue_dropped_total', 'by (queue) (rate(cio_queue_retries_total'
   ]) t.ok(exprs.includes(needle), needle)
 })
 
-t.test('every metric the dashboard uses is one the plugin exposes', async (t) => {
-  const sim = await startSimulator(t)
-  const { app } = await buildApp(t, simOptions(sim))
-  const families = new Set([...(await app.inject('/metrics')).body.matchAll(/^# TYPE (\S+) (\w+)$/gm)].flatMap(([, name, type]) =>
-    type === 'histogram' ? [`${name}_bucket`, `${name}_sum`, `${name}_count`] : [name!]))
-  for (const name of new Set(targets.flatMap((x) => x.expr.match(/cio_[a-z_]+/g) ?? []))) t.ok(families.has(name), `${name} is exposed`)
-  t.ok(families.has('cio_info'), 'the variables\' cio_info')
+t.test('inbox jobs are stacked by state with the failed ones in red; the duplicate share has its own percent axis', async (t) => {
+  const inbox = panels.find((p) => p.targets!.some((x) => x.expr.includes('cio_webhook_inbox_jobs')))!
+  t.equal(inbox.fieldConfig?.defaults.custom?.stacking?.mode, 'normal', 'stacked')
+  t.equal(inbox.targets![0]!.legendFormat, '{{state}}')
+  const failed = inbox.fieldConfig?.overrides?.find((o) => o.matcher.id === 'byName' && o.matcher.options === 'failed')
+  t.match(failed?.properties, [{ id: 'color', value: { mode: 'fixed', fixedColor: 'red' } }], 'failed in red')
+
+  const duplicates = panels.find((p) => p.targets!.some((x) => x.expr.includes('cio_webhook_duplicates_total') && x.expr.includes('cio_webhook_received_total')))!
+  const share = duplicates.targets!.find((x) => x.expr.includes('cio_webhook_received_total'))!
+  const axis = duplicates.fieldConfig?.overrides?.find((o) => o.matcher.id === 'byName' && o.matcher.options === share.legendFormat)
+  t.match(axis?.properties, [{ id: 'unit', value: 'percentunit' }], 'the share is a percentage')
+  t.ok(axis?.properties.some((p) => p.id === 'custom.axisPlacement' && p.value === 'right'), 'on the right axis')
+})
+
+t.test('the dashboard and the plugin\'s metrics match, without an inbox or with one', async (t) => {
+  const { families, names } = await exposed(t)
+  const used = new Set(targets.flatMap((x) => x.expr.match(/cio_[a-z_]+/g) ?? []))
+  for (const name of used) t.ok(names.has(name), `${name}, on the dashboard, is exposed`)
+  t.ok(names.has('cio_info'), 'the variables\' cio_info')
+
+  const variables = dashboard.templating.list.flatMap((v) => (typeof v.query === 'string' ? v.query : v.query.query).match(/cio_[a-z_]+/g) ?? [])
+  const shown = new Set([...used, ...variables])
+  for (const family of [...families].filter((name) => name.startsWith('cio_'))) {
+    // A histogram is shown when any of its series is.
+    t.ok([family, `${family}_bucket`, `${family}_sum`, `${family}_count`].some((name) => shown.has(name)), `${family}, exposed, is on the dashboard`)
+  }
 })

@@ -1,8 +1,10 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { readFileSync } from 'node:fs'
 import { spawnSync } from 'node:child_process'
 import { parse } from 'yaml'
-import { buildApp, simOptions, startSimulator } from './helpers.ts'
+import type { CioWebhookOptions } from '../lib/index.ts'
+import { startRedis } from './fixtures/redis.ts'
+import { buildApp, simOptions, startSimulator, WEBHOOK_KEY } from './helpers.ts'
 
 interface Rule { alert?: string, record?: string, expr: string, for?: string, labels?: Record<string, string>, annotations?: Record<string, string> }
 interface AlertTest { alertname: string, exp_alerts: unknown[] }
@@ -17,6 +19,22 @@ const tests = (parse(readFileSync(new URL('alerts.test.yml', dir), 'utf8')) as {
 const runbook = readFileSync(new URL('runbook.md', dir), 'utf8')
 const promtool = spawnSync('promtool', ['--version']).status === 0
 const noPromtool = promtool ? false : 'promtool is not installed (.ci/run installs it)'
+// For the inbox's metrics: a real Redis, stopped when this file's tests end.
+const redis = await startRedis(t)
+
+/** The metric families /metrics lists (a histogram as its _bucket, _sum and _count), without an inbox and with one. */
+async function exposedFamilies (t: Test): Promise<Set<string>> {
+  const sim = await startSimulator(t)
+  const families = new Set<string>()
+  const modes: CioWebhookOptions[] = [{ signingKeys: WEBHOOK_KEY }, { signingKeys: WEBHOOK_KEY, inbox: { connection: redis.url, worker: false } }]
+  for (const webhook of modes) {
+    const { app } = await buildApp(t, simOptions(sim, { webhook }))
+    for (const [, name, type] of (await app.inject('/metrics')).body.matchAll(/^# TYPE (\S+) (\w+)$/gm)) {
+      for (const family of type === 'histogram' ? [`${name}_bucket`, `${name}_sum`, `${name}_count`] : [name!]) families.add(family)
+    }
+  }
+  return families
+}
 
 t.test('promtool: rules are valid and lint-clean', { skip: noPromtool }, async (t) => {
   const check = spawnSync('promtool', ['check', 'rules', '--lint=all', '--lint-fatal', 'alerts.yml'], { cwd: dir, encoding: 'utf8' })
@@ -28,11 +46,12 @@ t.test('promtool: every unit test in alerts.test.yml passes', { skip: noPromtool
   t.equal(run.status, 0, run.stdout + run.stderr)
 })
 
-t.test('the recipe\'s four alerts (error ratio, p99 latency, bounce and spam rates) and the plugin\'s own alerts exist', async (t) => {
+t.test('the recipe\'s four alerts (error ratio, p99 latency, bounce and spam rates) and the plugin\'s own alerts (budget, throttling, webhooks, inbox, stalled stream, queue) exist', async (t) => {
   t.same(alerts.map((a) => a.alert).sort(), [
     'CustomerioApiErrorBudgetFastBurn', 'CustomerioApiErrorBudgetSlowBurn', 'CustomerioApiHighErrorRatio', 'CustomerioApiHighLatency',
     'CustomerioApiThrottled', 'CustomerioEmailHighBounceRate', 'CustomerioEmailHighSpamComplaintRate', 'CustomerioQueueDropping',
-    'CustomerioQueueSaturated', 'CustomerioWebhookHandlerErrors', 'CustomerioWebhookSignatureFailures', 'CustomerioWebhookSilent'
+    'CustomerioQueueRetrying', 'CustomerioQueueSaturated', 'CustomerioWebhookHandlerErrors', 'CustomerioWebhookInboxFailedJobs',
+    'CustomerioWebhookSignatureFailures', 'CustomerioWebhookSilent', 'CustomerioWebhookStreamStalled'
   ])
 })
 
@@ -68,10 +87,7 @@ t.test('every alert is tested firing and quiet; every recording rule has an exac
   for (const r of records) t.ok(exprs.has(r.record!), `${r.record} has a promql_expr_test`)
 })
 
-t.test('every metric the rules use is one the plugin exposes', async (t) => {
-  const sim = await startSimulator(t)
-  const { app } = await buildApp(t, simOptions(sim))
-  const families = new Set([...(await app.inject('/metrics')).body.matchAll(/^# TYPE (\S+) (\w+)$/gm)].flatMap(([, name, type]) =>
-    type === 'histogram' ? [`${name}_bucket`, `${name}_sum`, `${name}_count`] : [name!]))
+t.test('every metric the rules use is one the plugin exposes, without an inbox or with one', async (t) => {
+  const families = await exposedFamilies(t)
   for (const name of new Set(rules.flatMap((r) => r.expr.match(/(?<![:\w])cio_[a-z_]+/g) ?? []))) t.ok(families.has(name), `${name} is exposed`)
 })
