@@ -10,6 +10,7 @@ import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '
 import { parse } from 'yaml'
 import { SendEmailRequest } from 'customerio-node'
 import { webhookEvent } from '../lib/testing/index.ts'
+import { startRedis } from './fixtures/redis.ts'
 import { buildApp, simOptions, startSimulator, WEBHOOK_KEY } from './helpers.ts'
 
 const installed = spawnSync('prometheus', ['--version']).status === 0
@@ -54,7 +55,13 @@ t.test('a real Prometheus scrapes the app: dashboard queries and rules return da
   skip: installed ? false : 'prometheus is not installed (.ci/run installs it)'
 }, async (t) => {
   const sim = await startSimulator(t)
-  const { app } = await buildApp(t, simOptions(sim, { queue: { flushIntervalMs: 100 }, metrics: { defaultMetrics: false } }))
+  // Inbox mode, so the inbox panels have data too; its events are counted when their jobs complete.
+  const redis = await startRedis(t)
+  const { app } = await buildApp(t, simOptions(sim, {
+    queue: { flushIntervalMs: 100 },
+    metrics: { defaultMetrics: false },
+    webhook: { signingKeys: WEBHOOK_KEY, inbox: { connection: redis.url, backoffMs: 1 } }
+  }))
   const address = await app.listen({ host: '127.0.0.1', port: 0 })
 
   const dir = mkdtempSync(join(tmpdir(), 'cio-prometheus-'))
@@ -90,7 +97,7 @@ t.test('a real Prometheus scrapes the app: dashboard queries and rules return da
     const calls: Array<Promise<unknown>> = [
       app.cio.identify(`p${n}`, {}),
       app.cio.sendEmail(new SendEmailRequest({ to: 'x@example.com', identifiers: { id: 'p' }, transactional_message_id: 1 })),
-      sim.sendWebhook(`${address}/webhooks/customerio`, webhookEvent(n % 3 === 0 ? 'push' : 'email', ['sent', 'delivered', 'bounced', 'spammed'][n % 4]!), WEBHOOK_KEY)
+      sim.sendWebhook(`${address}/webhooks/customerio`, n % 3 === 0 ? webhookEvent('push', 'sent') : webhookEvent('email', (['sent', 'delivered', 'bounced', 'spammed'] as const)[n % 4]!), WEBHOOK_KEY)
     ]
     if (n % 5 === 0) calls.push(app.cio.listCampaigns())
     app.cio.queue!.identify(`q${n}`)
