@@ -85,12 +85,13 @@ export function createDirectHandler (deps: DirectDeps): (read: ReadEvent, reques
 
   function run (read: ReadEvent, request: FastifyRequest, receivedAt: number, deadline: number): Promise<DirectOutcome> {
     const execution = execute(read, request, receivedAt)
-    const settled = execution.then(() => 'handled' as const, () => 'failed' as const)
     const { eventId } = read
-    if (eventId !== undefined) {
-      running.set(eventId, settled)
-      settled.finally(() => { if (running.get(eventId) === settled) running.delete(eventId) }).catch(() => {})
-    }
+    // Never rejects: both outcomes are mapped; a copy waiting on it then claims again.
+    const settled = execution.then(() => 'handled' as const, () => 'failed' as const).then((outcome) => {
+      if (eventId !== undefined) running.delete(eventId)
+      return outcome
+    })
+    if (eventId !== undefined) running.set(eventId, settled)
     return within(settled, deadline - Date.now(), 'pending' as const)
   }
 
