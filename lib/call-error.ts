@@ -10,18 +10,22 @@ import { sanitizeString } from './redact.ts'
  * rejection reach Fastify's default handler logs it with every cause's message and stack,
  * and Customer.io's error bodies may echo the request (emails, phones, credentials).
  */
-function scrub (err: unknown, secrets: readonly string[], depth = 0): void {
-  if (!(err instanceof Error) || depth > 4) return
-  const { message, stack } = err
+function scrub (err: unknown, secrets: readonly string[], seen = new WeakSet<Error>()): void {
+  // A cause chain may loop back on itself.
+  if (!(err instanceof Error) || seen.has(err)) return
+  seen.add(err)
+  const { message } = err
   const clean = sanitizeString(message, secrets)
-  // An own property: some errors (DOMException) have message as a getter only.
-  if (clean !== message) Object.defineProperty(err, 'message', { value: clean, writable: true, configurable: true })
-  if (stack !== undefined) {
-    const cleanStack = sanitizeString(stack, secrets)
-    if (cleanStack !== stack) Object.defineProperty(err, 'stack', { value: cleanStack, writable: true, configurable: true })
+  // The stack is read (and so formatted, which is costly) only when its head, the message,
+  // had something to mask: the frames are code locations.
+  if (clean !== message) {
+    const { stack } = err
+    // An own property: some errors (DOMException) have message as a getter only.
+    Object.defineProperty(err, 'message', { value: clean, writable: true, configurable: true })
+    if (stack !== undefined) Object.defineProperty(err, 'stack', { value: sanitizeString(stack, secrets), writable: true, configurable: true })
   }
   if (err instanceof CustomerIORequestError) err.body = sanitizeString(err.body, secrets)
-  scrub(err.cause, secrets, depth + 1)
+  scrub(err.cause, secrets, seen)
 }
 
 /**

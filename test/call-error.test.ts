@@ -1,0 +1,39 @@
+import t from 'tap'
+import { CustomerIORequestError } from 'customerio-node'
+import { rejectionFor } from '../lib/call-error.ts'
+import { operations } from '../lib/operations.ts'
+
+const identify = operations.find((op) => op.name === 'identify')!
+
+t.test('the SDK\'s error is masked in place before it becomes the cause: message, stack, body, and its own causes', async (t) => {
+  const deep = new Error('root jane@example.com')
+  let chain: Error = deep
+  for (let i = 0; i < 6; i++) chain = new Error(`level ${i} jane@example.com`, { cause: chain })
+  const sdk = new CustomerIORequestError({ meta: { error: 'jane@example.com is not valid; key sk-live-abcdefgh' } }, 422, { statusCode: 422, headers: {}, ok: false }, '{"email":"jane@example.com"}')
+  Object.assign(sdk, { cause: chain })
+  const rejection = rejectionFor(sdk, identify, '422', 422, ['sk-live-abcdefgh']) as Error & { cause: CustomerIORequestError }
+  t.equal(rejection.cause, sdk, 'the SDK\'s own object, reachable')
+  t.notMatch(sdk.message + sdk.stack + sdk.body, /jane@example\.com|sk-live-abcdefgh/)
+  t.match(sdk.message, /\[email\] is not valid/)
+  t.notMatch((sdk.cause as Error).message, /jane@/, 'its cause too')
+  t.equal(deep.message, 'root [email]', 'however deep')
+  const looped = new Error('loop bob@example.com')
+  Object.assign(looped, { cause: looped })
+  rejectionFor(looped, identify, 'network', undefined, [])
+  t.equal(looped.message, 'loop [email]', 'a cause chain that loops ends')
+
+  const bare = new Error('no stack for bob@example.com')
+  delete (bare as { stack?: string }).stack
+  rejectionFor(bare, identify, 'network', undefined, [])
+  t.equal(bare.message, 'no stack for [email]')
+  t.equal(bare.stack, undefined, 'an error without a stack keeps none')
+
+  const dom = new DOMException('aborted for bob@example.com', 'TimeoutError')
+  rejectionFor(dom, identify, 'timeout', undefined, [])
+  t.equal(dom.message, 'aborted for [email]', 'a getter-only message is masked too')
+
+  const clean = new Error('fetch failed')
+  const stack = Object.getOwnPropertyDescriptor(clean, 'stack')
+  rejectionFor(clean, identify, 'network', undefined, [])
+  t.same(Object.getOwnPropertyDescriptor(clean, 'stack'), stack, 'nothing to mask: the stack is left as it was (not even formatted)')
+})
