@@ -21,24 +21,33 @@ export function median (values: number[]): number {
 export const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5)
 
 /**
- * Runs `baseline` and `candidate` alternately (after one warm-up of each), `rounds` times,
- * so drift in the machine's speed hits both equally; returns the per-round samples.
+ * Runs every function of `runs` in turn (after one warm-up of each), `rounds` times, rotating
+ * the order every round so drift in the machine's speed hits each equally; returns the
+ * per-round samples of each, by name.
  */
-export async function alternate<T> (baseline: () => Promise<T>, candidate: () => Promise<T>, rounds = ROUNDS): Promise<{ baseline: T[], candidate: T[] }> {
-  await baseline()
-  await candidate()
-  const out = { baseline: [] as T[], candidate: [] as T[] }
+export async function rotate<K extends string, T> (runs: Readonly<Record<K, () => Promise<T>>>, rounds = ROUNDS): Promise<Record<K, T[]>> {
+  const names = Object.keys(runs) as K[]
+  const out = {} as Record<K, T[]>
+  for (const name of names) {
+    await runs[name]()
+    out[name] = []
+  }
   for (let i = 0; i < rounds; i++) {
-    // Swap the order every round, so neither side always runs on a warmer machine.
-    if (i % 2 === 0) {
-      out.baseline.push(await baseline())
-      out.candidate.push(await candidate())
-    } else {
-      out.candidate.push(await candidate())
-      out.baseline.push(await baseline())
-    }
+    // Rotated every other round and reversed in between, so no run always follows the same one.
+    const order = names.map((_, j) => names[(Math.floor(i / 2) + j) % names.length]!)
+    for (const name of i % 2 === 0 ? order : order.reverse()) out[name].push(await runs[name]())
   }
   return out
+}
+
+/** {@link rotate} for a baseline and a candidate. */
+export async function alternate<T> (baseline: () => Promise<T>, candidate: () => Promise<T>, rounds = ROUNDS): Promise<{ baseline: T[], candidate: T[] }> {
+  return rotate({ baseline, candidate }, rounds)
+}
+
+/** The median over rounds of candidate ÷ baseline, each ratio from samples of the same round. */
+export function medianRatio<T> (baseline: T[], candidate: T[], of: (sample: T) => number): number {
+  return median(candidate.map((c, i) => of(c) / of(baseline[i]!)))
 }
 
 /** `ratio` defaults to result / baseline; pass the median of per-round ratios where rounds drift. */

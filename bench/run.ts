@@ -6,7 +6,9 @@
 import { writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { benchCalls } from './calls.ts'
+import { benchInbox } from './inbox.ts'
 import { benchLogging } from './logging.ts'
+import { benchMemory } from './memory.ts'
 import { benchMetricsRender } from './metrics-render.ts'
 import { benchQueue } from './queue.ts'
 import { benchTracing } from './tracing.ts'
@@ -16,7 +18,7 @@ import { ROUNDS, type Row } from './harness.ts'
 const only = process.argv.slice(2)
 const all: Array<[string, () => Promise<Row[]>]> = [
   // The queue goes first: its RSS figures mean little once earlier benchmarks have grown the heap.
-  ['queue', benchQueue], ['calls', benchCalls], ['webhook', benchWebhook], ['metrics', benchMetricsRender], ['logging', benchLogging], ['tracing', benchTracing]
+  ['queue', benchQueue], ['calls', benchCalls], ['webhook', benchWebhook], ['inbox', benchInbox], ['metrics', benchMetricsRender], ['logging', benchLogging], ['tracing', benchTracing], ['memory', benchMemory]
 ]
 const rows: Row[] = []
 for (const [name, bench] of all) {

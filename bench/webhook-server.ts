@@ -1,15 +1,43 @@
-/** A server for the webhook benchmark, in its own process: `bare` (a plain JSON route) or `signed` (the plugin's route too). */
+/**
+ * A server for the webhook benchmarks, in its own process. Every mode has the same `/bare`
+ * route (parse the JSON body, answer); the modes differ in what else the app registers:
+ * - `plain`: nothing;
+ * - `metrics`: fastify-metrics, registered by the app itself with the plugin's settings (route
+ *   histogram, no summary), which is what an app that already times its routes pays;
+ * - `signed`: the plugin with its webhook route, default settings (the memory dedupe store);
+ * - `inbox <redis-url>`: the plugin with the webhook route in inbox mode, receive-only
+ *   (`worker: false`), so the process's CPU is the route's.
+ * With BENCH_CPU_PROFILE=<file>, SIGUSR2 starts a CPU profile, written to that file on SIGTERM.
+ */
+import { writeFileSync } from 'node:fs'
+import { Session } from 'node:inspector/promises'
 import Fastify from 'fastify'
+import fastifyMetrics from 'fastify-metrics'
 import cioObservability from '../lib/index.ts'
 
-const [mode, key] = process.argv.slice(2)
+const [mode, key, redisUrl] = process.argv.slice(2)
 const app = Fastify()
-if (mode === 'signed') {
-  // No dedupe: the load generator reuses its bodies across rounds, and a duplicate is the cheaper path.
-  await app.register(cioObservability, { webhook: { signingKeys: key!, dedupe: false }, queue: false, metrics: { defaultMetrics: false }, env: {} })
+const plugin = { queue: false as const, metrics: { defaultMetrics: false }, env: {} }
+if (mode === 'metrics') {
+  await app.register(fastifyMetrics.default, { endpoint: '/metrics', defaultMetrics: { enabled: false }, routeMetrics: { enabled: { histogram: true, summary: false } } })
+} else if (mode === 'signed') {
+  await app.register(cioObservability, { ...plugin, webhook: { signingKeys: key! } })
+} else if (mode === 'inbox') {
+  await app.register(cioObservability, { ...plugin, webhook: { signingKeys: key!, inbox: { connection: redisUrl!, worker: false } } })
+} else if (mode !== 'plain') {
+  throw new Error(`unknown mode ${mode}`)
 }
-// The bare route: parse the JSON body, answer. Declared after the plugin, so fastify-metrics
-// times it as it times the webhook route and the comparison is of the routes alone.
+// Declared after the plugin, so fastify-metrics times it as it times the webhook route.
 app.post('/bare', async (request) => ({ ok: typeof request.body === 'object' }))
 const address = await app.listen({ host: '127.0.0.1', port: 0 })
+const profileTo = process.env.BENCH_CPU_PROFILE
+const session = profileTo === undefined ? undefined : new Session()
+if (session !== undefined) {
+  session.connect()
+  process.once('SIGUSR2', () => { session.post('Profiler.enable').then(() => session.post('Profiler.start'), () => {}) })
+}
+process.once('SIGTERM', async () => {
+  if (session !== undefined) writeFileSync(profileTo!, JSON.stringify((await session.post('Profiler.stop')).profile))
+  process.exit(0)
+})
 process.stdout.write(`${address}\n`)
