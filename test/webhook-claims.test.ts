@@ -73,6 +73,23 @@ for (const [name, make] of [['memory store', () => new MemoryDedupeStore()], ['R
   })
 }
 
+t.test('a copy at another instance polls the shared store: a duplicate once the first run is done, 503 if it is not done in time', async (t) => {
+  const shared = new MemoryDedupeStore()
+  const hold = gate()
+  const entered = counter()
+  const first = await webhookApp(t, { dedupe: shared, onEvent: async () => { entered.tick(); await hold.promise } })
+  const other = await webhookApp(t, { dedupe: shared, answerWithinMs: 3_999, onEvent: () => { t.fail('never run twice') } })
+  const impatient = await webhookApp(t, { dedupe: shared, answerWithinMs: 30, onEvent: () => { t.fail('never run twice') } })
+  const event = webhookEvent('email', 'opened')
+  const running = postWebhook(first.app, event)
+  await entered.reached(1)
+  t.equal((await postWebhook(impatient.app, event)).statusCode, 503, 'the first run is not done within answerWithinMs')
+  const copy = postWebhook(other.app, event)
+  hold.open()
+  t.same((await running).json(), { ok: true })
+  t.same((await copy).json(), { ok: true, duplicate: true }, 'found done by polling')
+})
+
 t.test('an onEvent that has not settled within answerWithinMs answers 503 and goes on; a later copy finds its outcome', async (t) => {
   const slow = gate()
   const finished = counter()

@@ -62,7 +62,8 @@ const isStore = (value: Record<string, unknown>): boolean =>
   typeof value.claim === 'function' && typeof value.confirm === 'function' && typeof value.release === 'function'
 
 /** Every copy of an event is handed on: no id is remembered, nothing waits. */
-const NO_DEDUPE: DedupeStore = Object.freeze({ claim: () => CLAIM_RESULTS[0], confirm: () => {}, release: () => {} })
+const nothing = (): void => {}
+const NO_DEDUPE: DedupeStore = Object.freeze({ claim: () => CLAIM_RESULTS[0], confirm: nothing, release: nothing })
 
 function checkDedupe (value: unknown, name: string): DedupeStore {
   if (value === false) return NO_DEDUPE
