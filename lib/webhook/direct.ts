@@ -112,7 +112,7 @@ export function createDirectHandler (deps: DirectDeps): (read: ReadEvent, reques
     const { eventId } = read
     // Without a usable id copies cannot be told apart: each is handed on.
     if (eventId === undefined) return run(read, request, receivedAt, deadline)
-    for (let poll = POLL_MS; ; poll = Math.min(poll * 2, MAX_POLL_MS)) {
+    const attempt = async (poll: number): Promise<DirectOutcome> => {
       const found = await claim(eventId, deadline)
       if (found === 'unavailable') return 'unavailable'
       if (found === 'late') return 'pending'
@@ -121,6 +121,8 @@ export function createDirectHandler (deps: DirectDeps): (read: ReadEvent, reques
       const left = deadline - Date.now()
       if (left <= 0) return 'pending'
       await within(running.get(eventId) ?? delay(poll), left, undefined)
+      return attempt(Math.min(poll * 2, MAX_POLL_MS))
     }
+    return attempt(POLL_MS)
   }
 }
