@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs'
 import { METRICS_DEFAULTS } from '../lib/exposition.ts'
 import { QUEUE_DEFAULTS } from '../lib/queue/options.ts'
 import { INBOX_DEFAULTS, WEBHOOK_DEFAULTS } from '../lib/webhook/options.ts'
+import { readmeTable, readResults, renderTable } from '../bench/results.ts'
 
 const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8')
 
@@ -22,4 +23,8 @@ t.test('the README documents every section option with the default the code uses
     Object.entries(defaults).map(([key, value]) => [`${section}.${key}`, written(value)])))
   t.same([...documented.keys()].sort(), [...expected.keys()].sort(), 'the same options')
   for (const [key, value] of expected) t.equal(documented.get(key), value, key)
+})
+
+t.test('the README\'s benchmark table is bench/results.json, every benchmark\'s latest rows', async (t) => {
+  t.equal(readmeTable(readme), renderTable(readResults()))
 })
