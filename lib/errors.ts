@@ -68,7 +68,11 @@ export class CioApiError extends ApiError {
   }
 }
 
-/** A `fastify.cio` call the SDK refused before sending it (a missing or wrong argument); `cause` is the SDK's error. */
+/**
+ * A `fastify.cio` call the SDK refused before sending it (a missing or wrong argument); `cause`
+ * is the SDK's error. It captures no stack of its own: the plugin gives it the SDK error's frames
+ * (`lib/call-error.ts`), which are the same call's.
+ */
 export const CioInvalidArgumentError = createError<'FST_CIO_INVALID_ARGUMENT', 500, [string, string, { cause: unknown }]>(
-  'FST_CIO_INVALID_ARGUMENT', 'Invalid argument to Customer.io %s: %s', 500, TypeError
+  'FST_CIO_INVALID_ARGUMENT', 'Invalid argument to Customer.io %s: %s', 500, TypeError, false
 )

@@ -37,3 +37,16 @@ t.test('the SDK\'s error is masked in place before it becomes the cause: message
   rejectionFor(clean, identify, 'network', undefined, [])
   t.same(Object.getOwnPropertyDescriptor(clean, 'stack'), stack, 'nothing to mask: the stack is left as it was (not even formatted)')
 })
+
+t.test('a refused argument\'s error borrows the SDK error\'s frames, formatted when read, and can be given another stack', async (t) => {
+  const sdk = new Error('customerId is required')
+  const rejection = rejectionFor(sdk, identify, 'invalid_argument', undefined, []) as Error
+  t.equal(rejection.stack, `FastifyError: Invalid argument to Customer.io identify: customerId is required\n${sdk.stack!.split('\n').slice(1).join('\n')}`)
+  rejection.stack = 'replaced'
+  t.equal(rejection.stack, 'replaced', 'stack stays writable, as on any error')
+
+  const frameless = new Error('no frames')
+  delete (frameless as { stack?: string }).stack
+  t.equal((rejectionFor(frameless, identify, 'invalid_argument', undefined, []) as Error).stack, 'FastifyError: Invalid argument to Customer.io identify: no frames', 'an SDK error without frames: the message only')
+  t.equal((rejectionFor('a string', identify, 'invalid_argument', undefined, []) as Error).stack, 'FastifyError: Invalid argument to Customer.io identify: undefined', 'a thrown non-error: the message only')
+})
