@@ -29,11 +29,15 @@ const MAX_POLL_MS = 250
 
 const delay = (ms: number) => new Promise<void>((resolve) => { setTimeout(resolve, ms) })
 
-/** `promise`'s outcome, or `fallback` if it has not settled within `ms`. */
+/**
+ * `promise`'s outcome, or `fallback` if it has not settled within `ms`: one promise and one
+ * timer (a `Promise.race` with `finally` made four promises per request on the route's path).
+ */
 function within<T, F> (promise: Promise<T>, ms: number, fallback: F): Promise<T | F> {
-  let timer: NodeJS.Timeout | undefined
-  const late = new Promise<F>((resolve) => { timer = setTimeout(resolve, Math.max(0, ms), fallback) })
-  return Promise.race([promise, late]).finally(() => clearTimeout(timer))
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(resolve, Math.max(0, ms), fallback)
+    promise.then((value) => { clearTimeout(timer); resolve(value) }, (err: unknown) => { clearTimeout(timer); reject(err) })
+  })
 }
 
 /**
@@ -64,64 +68,72 @@ export function eventHandler (deps: Pick<DirectDeps, 'onEvent' | 'handlerFailed'
  * within `answerWithinMs`: a run still going then answers `pending` (503) and goes on; a
  * later copy finds its outcome.
  */
-export function createDirectHandler (deps: DirectDeps): (read: ReadEvent, request: FastifyRequest, receivedAt: number) => Promise<DirectOutcome> {
+export function createDirectHandler (deps: DirectDeps): (read: ReadEvent, request: FastifyRequest, receivedAt: number) => DirectOutcome | Promise<DirectOutcome> {
   const { store, answerWithinMs, record, log } = deps
   /** Runs in this process, by event id: copies arriving here wait for them instead of polling. */
   const running = new Map<string, Promise<unknown>>()
 
   const handle = eventHandler(deps)
 
-  async function execute (read: ReadEvent, request: FastifyRequest, receivedAt: number): Promise<void> {
+  // Promise chains rather than async functions: an event with a store that answers at once
+  // goes through a few promises, not one per function (this is the route's hot path).
+  function execute (read: ReadEvent, request: FastifyRequest, receivedAt: number): Promise<void> {
     const { eventId } = read
-    try {
-      await handle(read, request)
-    } catch (err) {
-      if (eventId !== undefined) await store.release(eventId)
-      throw err
-    }
-    if (eventId !== undefined) await store.confirm(eventId)
-    record(read, receivedAt)
+    const handled = eventId === undefined
+      ? handle(read, request)
+      : handle(read, request).then(() => store.confirm(eventId), async (err: unknown) => {
+        await store.release(eventId)
+        throw err
+      })
+    return handled.then(() => { record(read, receivedAt) })
   }
 
   function run (read: ReadEvent, request: FastifyRequest, receivedAt: number, deadline: number): Promise<DirectOutcome> {
-    const execution = execute(read, request, receivedAt)
     const { eventId } = read
-    // Never rejects: both outcomes are mapped; a copy waiting on it then claims again.
-    const settled = execution.then(() => 'handled' as const, () => 'failed' as const).then((outcome) => {
+    const settle = (outcome: DirectOutcome) => {
       if (eventId !== undefined) running.delete(eventId)
       return outcome
-    })
+    }
+    // Never rejects: both outcomes are mapped; a copy waiting on it then claims again.
+    const settled = execute(read, request, receivedAt).then(() => settle('handled'), () => settle('failed'))
     if (eventId !== undefined) running.set(eventId, settled)
     return within(settled, deadline - Date.now(), 'pending' as const)
   }
 
-  /** The store's answer, or `late` past the deadline, or `unavailable` if it failed. */
-  async function claim (eventId: string, deadline: number): Promise<ClaimResult | 'late' | 'unavailable'> {
-    try {
-      const answer = store.claim(eventId, LEASE_MS)
-      // The memory store answers at once; only a store that waits on the network races the deadline.
-      return typeof answer === 'string' ? answer : await within(answer, deadline - Date.now(), 'late' as const)
-    } catch (err) {
-      log.error({ err }, 'customer.io webhook dedupe store failed')
-      return 'unavailable'
-    }
+  const unavailable = (err: unknown) => {
+    log.error({ err }, 'customer.io webhook dedupe store failed')
+    return 'unavailable' as const
   }
 
-  return async (read, request, receivedAt) => {
+  /** The store's answer, or `late` past the deadline, or `unavailable` if it failed. */
+  function claim (eventId: string, deadline: number): ClaimResult | 'unavailable' | Promise<ClaimResult | 'late' | 'unavailable'> {
+    let answer: ClaimResult | Promise<ClaimResult>
+    try {
+      answer = store.claim(eventId, LEASE_MS)
+    } catch (err) {
+      return unavailable(err)
+    }
+    // The memory store answers at once; only a store that waits on the network races the deadline.
+    return typeof answer === 'string' ? answer : within(answer, deadline - Date.now(), 'late' as const).catch(unavailable)
+  }
+
+  return (read, request, receivedAt) => {
     const deadline = receivedAt + answerWithinMs
     const { eventId } = read
     // Without a usable id copies cannot be told apart: each is handed on.
     if (eventId === undefined) return run(read, request, receivedAt, deadline)
-    const attempt = async (poll: number): Promise<DirectOutcome> => {
-      const found = await claim(eventId, deadline)
+    const decide = (found: ClaimResult | 'late' | 'unavailable', poll: number): DirectOutcome | Promise<DirectOutcome> => {
       if (found === 'unavailable') return 'unavailable'
       if (found === 'late') return 'pending'
       if (found === 'done') return 'duplicate'
       if (found === 'new') return run(read, request, receivedAt, deadline)
       const left = deadline - Date.now()
       if (left <= 0) return 'pending'
-      await within(running.get(eventId) ?? delay(poll), left, undefined)
-      return attempt(Math.min(poll * 2, MAX_POLL_MS))
+      return within(running.get(eventId) ?? delay(poll), left, undefined).then(() => attempt(Math.min(poll * 2, MAX_POLL_MS)))
+    }
+    const attempt = (poll: number): DirectOutcome | Promise<DirectOutcome> => {
+      const found = claim(eventId, deadline)
+      return typeof found === 'string' ? decide(found, poll) : found.then((answer) => decide(answer, poll))
     }
     return attempt(POLL_MS)
   }

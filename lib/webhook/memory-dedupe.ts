@@ -36,7 +36,7 @@ export class MemoryDedupeStore implements DedupeStore {
     if (held === DONE) return 'done'
     const now = this.#now()
     if (held !== undefined && held > now) return 'busy'
-    this.#remember(id, now + leaseMs)
+    this.#remember(id, now + leaseMs, held !== undefined)
     return 'new'
   }
 
@@ -48,9 +48,9 @@ export class MemoryDedupeStore implements DedupeStore {
     if (this.#ids.get(id) !== DONE) this.#ids.delete(id)
   }
 
-  #remember (id: string, until: number): void {
-    // Re-inserting moves the id to the newest end.
-    this.#ids.delete(id)
+  #remember (id: string, until: number, held = true): void {
+    // Re-inserting moves the id to the newest end; a new id (most claims) is only added.
+    if (held) this.#ids.delete(id)
     this.#ids.set(id, until)
     if (this.#ids.size > this.#size) this.#ids.delete(this.#oldest.next().value as string)
   }

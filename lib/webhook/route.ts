@@ -89,14 +89,12 @@ export async function registerWebhookRoute (fastify: FastifyInstance, deps: Webh
   }
 
   /** Where a verified event goes: into the inbox, or to onEvent now. */
-  const take = async (read: ReadEvent, request: Parameters<typeof direct>[1], receivedAt: number): Promise<DirectOutcome> => {
+  const take = (read: ReadEvent, request: Parameters<typeof direct>[1], receivedAt: number): DirectOutcome | Promise<DirectOutcome> => {
     if (inbox === undefined) return direct(read, request, receivedAt)
-    try {
-      return await inbox.add(read, receivedAt) === 'added' ? 'handled' : 'duplicate'
-    } catch (err) {
+    return inbox.add(read, receivedAt).then((added) => added === 'added' ? 'handled' : 'duplicate', (err: unknown) => {
       log.error({ err }, 'customer.io webhook inbox cannot store the event')
       return 'unavailable'
-    }
+    })
   }
 
   await fastify.register(async (child) => {
