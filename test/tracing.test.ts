@@ -198,6 +198,43 @@ t.test('one CONSUMER span per webhook event: ids and labels, no PII; ERROR when 
   t.notOk('customerio.delivery_id' in byName('customerio.webhook customer.subscribed')[0]!.attributes, 'no delivery id, no attribute')
 })
 
+t.test('a synchronous onEvent, or none, gets its span too; a synchronous throw marks it ERROR, answers 503 and frees the id for a later copy', async (t) => {
+  const sim = await startSimulator(t)
+  let fail = true
+  let runs = 0
+  const { app } = await buildApp(t, simOptions(sim, {
+    webhook: {
+      signingKeys: WEBHOOK_KEY,
+      onEvent: (event) => {
+        runs++
+        trace.getActiveSpan()?.setAttribute('app.saw', event.metric)
+        if (fail) throw new Error('cannot store it')
+      }
+    }
+  }))
+  const { app: counting } = await buildApp(t, simOptions(sim, { webhook: { signingKeys: WEBHOOK_KEY } }))
+  const send = (to: typeof app, event: object) => {
+    const body = JSON.stringify(event)
+    return to.inject({ method: 'POST', url: '/webhooks/customerio', payload: body, headers: { 'content-type': 'application/json', ...signWebhook(body, WEBHOOK_KEY) } })
+  }
+  const event = webhookEvent('email', 'bounced')
+  t.equal((await send(app, event)).statusCode, 503)
+  const [failed] = byName('customerio.webhook email.bounced')
+  t.equal(failed!.status.code, SpanStatusCode.ERROR)
+  t.equal(failed!.attributes['app.saw'], 'bounced', 'it ran inside the span')
+
+  exporter.reset()
+  fail = false
+  t.equal((await send(app, event)).statusCode, 200, 'the failed copy released the id')
+  t.equal(runs, 2)
+  const [handled] = byName('customerio.webhook email.bounced')
+  t.equal(handled!.status.code, SpanStatusCode.UNSET)
+
+  exporter.reset()
+  t.equal((await send(counting, webhookEvent('sms', 'delivered'))).statusCode, 200)
+  t.equal(byName('customerio.webhook sms.delivered').length, 1, 'no onEvent: the event still has its span')
+})
+
 t.test('a tracer provider is registered: the startup log may say tracing: true', async (t) => {
   t.equal(new Tracing(api, '0.0.0', []).providerRegistered(), true)
   const unproxied = { ...api, trace: Object.assign(Object.create(api.trace), { getTracerProvider: () => provider }) }

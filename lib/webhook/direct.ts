@@ -40,23 +40,36 @@ function within<T, F> (promise: Promise<T>, ms: number, fallback: F): Promise<T 
   })
 }
 
+/** A step's outcome: `undefined` when it finished at once, else a promise (a throw becomes a rejection). */
+function outcomeOf (step: () => unknown): Promise<unknown> | undefined {
+  let result: unknown
+  try {
+    result = step()
+  } catch (err) {
+    return Promise.reject(err)
+  }
+  return typeof (result as PromiseLike<unknown> | undefined)?.then === 'function' ? Promise.resolve(result) : undefined
+}
+
 /**
  * Runs `onEvent` for one event inside its span (here and in the inbox's worker); a failure
- * is counted and logged with the event's labels and id only, then rethrown.
+ * is counted and logged with the event's labels and id only, then rethrown. Returns a promise
+ * only if `onEvent` did, so an event nobody waits on is handled without one.
  */
-export function eventHandler (deps: Pick<DirectDeps, 'onEvent' | 'handlerFailed' | 'tracing' | 'log' | 'secrets'>): (read: ReadEvent, request: FastifyRequest | undefined) => Promise<void> {
+export function eventHandler (deps: Pick<DirectDeps, 'onEvent' | 'handlerFailed' | 'tracing' | 'log' | 'secrets'>): (read: ReadEvent, request: FastifyRequest | undefined) => Promise<void> | undefined {
   const { onEvent, handlerFailed, tracing, log, secrets } = deps
-  return async ({ event, labels, eventId }, request) => {
+  return ({ event, labels, eventId }, request) => {
     const span = tracing?.startWebhook(labels, eventId, event.object_type === '_other' ? undefined : event.data.delivery_id)
-    try {
-      if (onEvent !== undefined) await (span === undefined ? onEvent(event, request) : span.run(() => onEvent(event, request)))
-    } catch (err) {
+    const failed = (err: unknown): never => {
       span?.end(err)
       handlerFailed()
       log.error({ err, object_type: labels.objectType, metric: labels.metric, event_id: eventId === undefined ? undefined : sanitizeString(eventId, secrets) }, 'customer.io webhook handler failed')
       throw err
     }
+    const running = onEvent === undefined ? undefined : outcomeOf(span === undefined ? () => onEvent(event, request) : () => span.run(() => onEvent(event, request)))
+    if (running !== undefined) return running.then(() => { span?.end() }, failed)
     span?.end()
+    return undefined
   }
 }
 
@@ -75,27 +88,37 @@ export function createDirectHandler (deps: DirectDeps): (read: ReadEvent, reques
 
   const handle = eventHandler(deps)
 
-  // Promise chains rather than async functions: an event with a store that answers at once
-  // goes through a few promises, not one per function (this is the route's hot path).
-  function execute (read: ReadEvent, request: FastifyRequest, receivedAt: number): Promise<void> {
+  /**
+   * Runs the event, confirms its id, counts it: `undefined` when all of it finished at once
+   * (no `onEvent`, or a synchronous one, and a store that answers at once), else a promise.
+   * Promise chains rather than async functions, and none at all when nothing waits: this is
+   * the route's hot path.
+   */
+  function execute (read: ReadEvent, request: FastifyRequest, receivedAt: number): Promise<void> | undefined {
     const { eventId } = read
-    const handled = eventId === undefined
-      ? handle(read, request)
-      : handle(read, request).then(() => store.confirm(eventId), async (err: unknown) => {
+    const count = (): undefined => { record(read, receivedAt) }
+    const handled = outcomeOf(() => handle(read, request))
+    if (eventId === undefined) return handled === undefined ? count() : handled.then(count)
+    const confirmed = handled === undefined
+      ? outcomeOf(() => store.confirm(eventId))
+      : handled.then(() => store.confirm(eventId), async (err: unknown) => {
         await store.release(eventId)
         throw err
       })
-    return handled.then(() => { record(read, receivedAt) })
+    return confirmed === undefined ? count() : confirmed.then(count)
   }
 
-  function run (read: ReadEvent, request: FastifyRequest, receivedAt: number, deadline: number): Promise<DirectOutcome> {
+  function run (read: ReadEvent, request: FastifyRequest, receivedAt: number, deadline: number): DirectOutcome | Promise<DirectOutcome> {
+    const execution = execute(read, request, receivedAt)
+    // Finished at once: no copy can have seen it running, and there is no deadline to race.
+    if (execution === undefined) return 'handled'
     const { eventId } = read
     const settle = (outcome: DirectOutcome) => {
       if (eventId !== undefined) running.delete(eventId)
       return outcome
     }
     // Never rejects: both outcomes are mapped; a copy waiting on it then claims again.
-    const settled = execute(read, request, receivedAt).then(() => settle('handled'), () => settle('failed'))
+    const settled = execution.then(() => settle('handled'), () => settle('failed'))
     if (eventId !== undefined) running.set(eventId, settled)
     return within(settled, deadline - Date.now(), 'pending' as const)
   }

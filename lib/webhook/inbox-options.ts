@@ -58,8 +58,8 @@ export interface InboxProducerOptions extends InboxBaseOptions {
 }
 
 export interface InboxWorkerOptions<E extends InboxEvent = InboxEvent> extends InboxBaseOptions {
-  /** Handles one event; a rejection fails this attempt, and the job is retried while attempts remain. */
-  process: (event: E, job: InboxJob) => Promise<void>
+  /** Handles one event; a throw or a rejection fails this attempt, and the job is retried while attempts remain. */
+  process: (event: E, job: InboxJob) => void | Promise<void>
   /** Jobs this worker runs at once. Default 1. */
   concurrency?: number
   /** Called once per job that completed (the job is in the completed set by then). A throw is logged. */
