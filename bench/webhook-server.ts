@@ -4,11 +4,13 @@
  * - `plain`: nothing;
  * - `metrics`: fastify-metrics, registered by the app itself with the plugin's settings (route
  *   histogram, no summary), which is what an app that already times its routes pays;
- * - `signed`: the plugin with its webhook route, default settings (the memory dedupe store);
+ * - `signed`: the plugin with its webhook route, default settings (the memory dedupe store), and
+ *   `/floor`, a minimal signed route (verify the HMAC, parse the body, answer);
  * - `inbox <redis-url>`: the plugin with the webhook route in inbox mode, receive-only
  *   (`worker: false`), so the process's CPU is the route's.
  * With BENCH_CPU_PROFILE=<file>, SIGUSR2 starts a CPU profile, written to that file on SIGTERM.
  */
+import { createHmac, timingSafeEqual } from 'node:crypto'
 import { writeFileSync } from 'node:fs'
 import { Session } from 'node:inspector/promises'
 import Fastify from 'fastify'
@@ -22,6 +24,19 @@ if (mode === 'metrics') {
   await app.register(fastifyMetrics.default, { endpoint: '/metrics', defaultMetrics: { enabled: false }, routeMetrics: { enabled: { histogram: true, summary: false } } })
 } else if (mode === 'signed') {
   await app.register(cioObservability, { ...plugin, webhook: { signingKeys: key! } })
+  // The floor as a route: the least a receiver of a signed event does (HMAC, compare, parse), in
+  // the same app and under the same load, so the route's cost above it is its behaviours'.
+  await app.register(async (child) => {
+    child.removeAllContentTypeParsers()
+    child.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_request, body, done) => done(null, body))
+    child.post('/floor', async (request, reply) => {
+      const body = request.body as Buffer
+      const given = Buffer.from(String(request.headers['x-cio-signature']), 'hex')
+      const mac = createHmac('sha256', key!).update(`v0:${String(request.headers['x-cio-timestamp'])}:`).update(body).digest()
+      if (given.length !== mac.length || !timingSafeEqual(given, mac)) return reply.code(401).send({ ok: false })
+      return { ok: typeof JSON.parse(body.toString('utf8')) === 'object' }
+    })
+  })
 } else if (mode === 'inbox') {
   await app.register(cioObservability, { ...plugin, webhook: { signingKeys: key!, inbox: { connection: redisUrl!, worker: false } } })
 } else if (mode !== 'plain') {

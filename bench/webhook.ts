@@ -56,6 +56,7 @@ export async function benchWebhook (): Promise<Row[]> {
       metrics: saturate(servers.metrics, '/bare', next),
       bare: saturate(servers.signed, '/bare', next),
       bareAgain: saturate(servers.signed, '/bare', next),
+      floor: saturate(servers.signed, '/floor', next),
       webhook: saturate(servers.signed, WEBHOOK, next)
     }, ROUNDS_HERE)
 
@@ -71,6 +72,7 @@ export async function benchWebhook (): Promise<Row[]> {
     const latency = await rotate({ bare: steady('/bare'), webhook: steady(WEBHOOK) }, ROUNDS)
 
     const added = medianDifference(s.bare, s.webhook, cpu)
+    const floorRoute = medianDifference(s.bare, s.floor, cpu)
     const addedPaced = medianDifference(latency.bare, latency.webhook, (l) => l.cpuPerRequest)
     const p99 = { bare: median(latency.bare.map((l) => l.p99)), webhook: median(latency.webhook.map((l) => l.p99)) }
     const p99Ratio = medianRatio(latency.bare, latency.webhook, (l) => l.p99)
@@ -85,6 +87,8 @@ export async function benchWebhook (): Promise<Row[]> {
         row('webhook route', 'server CPU per request (baseline: bare JSON route, same app)', median(s.bare.map(cpu)), median(s.webhook.map(cpu)), 'µs', 'for reading the row below', true, medianRatio(s.bare, s.webhook, cpu)),
         row('webhook route', 'server CPU added per request over the bare route, at saturation (baseline: the floor)', floor, added, 'µs', '≤ 2 × floor', added <= 2 * floor),
         row('webhook route', `server CPU added per request over the bare route, ${at} (baseline: the floor)`, floor, addedPaced, 'µs', 'for reading the row above', true),
+        row('webhook route', 'the floor as a route: server CPU added per request by a minimal signed route (HMAC, compare, parse) over the bare route, at saturation (baseline: the floor)', floor, floorRoute, 'µs', 'for reading the row above', true),
+        row('webhook route', 'server CPU added per request over the minimal signed route: dedupe, counting, lag, the deadline, at saturation', null, medianDifference(s.floor, s.webhook, cpu), 'µs', 'for reading the rows above', true),
         row('webhook route', 'noise: server CPU per request, bare route against itself (A/A)', null, medianDifference(s.bare, s.bareAgain, cpu), 'µs', 'for reading the rows above', true)
       )
     }
