@@ -3,7 +3,7 @@
  * to the simulator at the same concurrency: throughput ratio and CPU added per call.
  */
 import { APIClient, SendEmailRequest, TrackClient } from 'customerio-node'
-import { alternate, median, row, timed, type Row } from './harness.ts'
+import { alternate, median, medianDifference, row, timed, type Row } from './harness.ts'
 import { simulatedApp } from './simulated-app.ts'
 
 const CALLS = 6_000
@@ -36,7 +36,8 @@ export async function benchCalls (): Promise<Row[]> {
     const ourRate = median(samples.candidate.map(rate))
     rows.push(row(`calls: ${name}`, 'throughput', baseRate, ourRate, 'calls/s', 'ratio ≥ 0.97', ourRate / baseRate >= 0.97))
     const cpuPerCall = (s: { cpuMs: number }) => (s.cpuMs * 1000) / CALLS
-    const added = median(samples.candidate.map(cpuPerCall)) - median(samples.baseline.map(cpuPerCall))
+    // Per-round differences: the machine's speed drifts between rounds, less within one.
+    const added = medianDifference(samples.baseline, samples.candidate, cpuPerCall)
     rows.push(row(`calls: ${name}`, 'CPU added per call', null, added, 'µs', '≤ 20 µs', added <= 20))
   }
   // Without the network: a call the SDK refuses synchronously (track without a customer id), so
@@ -53,13 +54,13 @@ export async function benchCalls (): Promise<Row[]> {
     refused(() => app.cio.track('', event))
   )
   const perCall = (s: { cpuMs: number }) => (s.cpuMs * 1000) / BOOKKEEPING
-  const bookkeeping = median(book.candidate.map(perCall)) - median(book.baseline.map(perCall))
+  const bookkeeping = medianDifference(book.baseline, book.candidate, perCall)
   rows.push(row('calls: bookkeeping', 'CPU per track() without network (SDK refuses synchronously; baseline: raw SDK)', median(book.baseline.map(perCall)), median(book.candidate.map(perCall)), 'µs', '≤ 10 µs added', bookkeeping <= 10))
   rows.push(row('calls: bookkeeping', 'CPU added per track() without network (the row above, candidate − baseline)', null, bookkeeping, 'µs', '≤ 10 µs', bookkeeping <= 10))
 
   // An A/A run (the raw client against itself) shows how much of the above is noise.
   const aa = await alternate(runFor(raw.track, kinds.identify), runFor(raw.track, kinds.identify))
-  const noise = median(aa.candidate.map((s) => (s.cpuMs * 1000) / CALLS)) - median(aa.baseline.map((s) => (s.cpuMs * 1000) / CALLS))
+  const noise = medianDifference(aa.baseline, aa.candidate, (s) => (s.cpuMs * 1000) / CALLS)
   rows.push(row('calls: noise floor', 'CPU difference, raw client against itself (A/A)', null, noise, 'µs', 'for reading the rows above', true))
   await app.close()
   await sim.close()

@@ -50,6 +50,10 @@ export function medianRatio<T> (baseline: T[], candidate: T[], of: (sample: T) =
   return median(candidate.map((c, i) => of(c) / of(baseline[i]!)))
 }
 
+/** Per-round differences candidate − baseline of a sample's figure, as a median. */
+export const medianDifference = <T>(baseline: T[], candidate: T[], of: (s: T) => number): number =>
+  median(candidate.map((c, i) => of(c) - of(baseline[i]!)))
+
 /** `ratio` defaults to result / baseline; pass the median of per-round ratios where rounds drift. */
 export function row (benchmark: string, measure: string, baseline: number | null, result: number, unit: string, goal: string, met: boolean, ratio = baseline === null ? null : result / baseline): Row {
   return { benchmark, measure, baseline, result, unit, ratio, goal, met }

@@ -6,10 +6,10 @@
 import { Redis } from 'ioredis'
 import { parseEvent } from '../lib/webhook/events.ts'
 import { WebhookInbox } from '../lib/webhook/inbox.ts'
-import { alternate, median, medianRatio, ROUNDS, rotate, row, timed, type Row } from './harness.ts'
+import { alternate, median, medianDifference, medianRatio, ROUNDS, rotate, row, timed, type Row } from './harness.ts'
 import { benchRedis } from './redis.ts'
 import { ALL_CORES, HAS_PROC, LOAD_CORES, pin, processCpuMicros, saturate, SECONDS, server, signedRequests, WEBHOOK, type Sample } from './servers.ts'
-import { floorMicros, medianDifference } from './webhook.ts'
+import { floorMicros } from './webhook.ts'
 
 const ADDS = 5_000
 const CONCURRENCY = 50

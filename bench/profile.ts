@@ -1,5 +1,5 @@
 /**
- * Where a webhook request's server CPU goes: `node bench/profile.ts [signed|inbox] [seconds]`
+ * Where a webhook request's server CPU goes: `node bench/profile.ts [signed|inbox] [seconds] [/bare|/floor]`
  * profiles the server (the inspector's CPU profiler, started after a warm-up), first with load
  * on the bare route, then (a fresh process) on the webhook route, and prints µs per request by part of the work, for both. A sample is
  * given to the deepest frame on its stack that belongs to a part below, so a part includes what
@@ -101,11 +101,13 @@ async function profiled (mode: Mode, path: string, seconds: number, redisUrl: st
 if (import.meta.main) {
   const mode = (process.argv[2] ?? 'signed') as Mode
   const seconds = Number(process.argv[3] ?? 5)
+  // `/floor` (signed mode) compares with a minimal signed route instead of the bare one.
+  const baseline = process.argv[4] ?? '/bare'
   const redis = mode === 'inbox' ? await benchRedis() : undefined
   if (redis !== undefined) pin(LOAD_CORES, redis.pid)
   pin(LOAD_CORES)
   try {
-    const bare = await profiled(mode, '/bare', seconds, redis?.url ?? '')
+    const bare = await profiled(mode, baseline, seconds, redis?.url ?? '')
     const hook = await profiled(mode, WEBHOOK, seconds, redis?.url ?? '')
     const names = [...new Set([...bare.parts.keys(), ...hook.parts.keys()])].filter((n) => n !== 'idle' && n !== 'profiler')
     const busy = (r: typeof bare) => names.reduce((t, n) => t + (r.parts.get(n) ?? 0), 0)
@@ -117,7 +119,7 @@ if (import.meta.main) {
     console.log(`${mode} server, ${seconds} s of load per route (+2 s warm-up), µs of CPU per request (each part's share of the profile's busy samples × the server's CPU per request from /proc):\n`)
     const top = [...hook.functions].filter(([f]) => !f.endsWith('[idle]') && !f.endsWith('[profiler]')).sort((a, b) => b[1] - a[1]).slice(0, 30)
     console.log(`\nTop self time, webhook route (µs of CPU per request, scaled as below):\n${top.map(([f, us]) => `${(us / busy(hook) * hook.cpuPerRequest).toFixed(2).padStart(6)}  ${f}`).join('\n')}\n`)
-    console.log(['| part | bare route | webhook route | difference |', '|---|---:|---:|---:|', ...lines, `| **total (busy)** | ${sum(bare).toFixed(1)} | ${sum(hook).toFixed(1)} | ${(sum(hook) - sum(bare)).toFixed(1)} |`].join('\n'))
+    console.log([`| part | ${baseline} route | webhook route | difference |`, '|---|---:|---:|---:|', ...lines, `| **total (busy)** | ${sum(bare).toFixed(1)} | ${sum(hook).toFixed(1)} | ${(sum(hook) - sum(bare)).toFixed(1)} |`].join('\n'))
   } finally {
     pin(ALL_CORES)
     await redis?.close()

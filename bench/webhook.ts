@@ -5,7 +5,7 @@
  * servers' own CPU time per request, from /proc, medians over alternating rounds.
  */
 import { createHmac } from 'node:crypto'
-import { median, medianRatio, ROUNDS, rotate, row, timed, type Row } from './harness.ts'
+import { median, medianDifference, medianRatio, ROUNDS, rotate, row, timed, type Row } from './harness.ts'
 import { paced } from './paced.ts'
 import { ALL_CORES, CONNECTIONS, fillDedupe, HAS_PROC, KEY, LOAD_CORES, pin, saturate, SECONDS, server, signedRequests, WEBHOOK, type Sample, type Server, type SignedRequest } from './servers.ts'
 
@@ -34,10 +34,6 @@ export async function floorMicros (next: () => SignedRequest): Promise<number> {
   if (sink === 0) throw new Error('unreachable')
   return median(rounds)
 }
-
-/** Per-round differences candidate − baseline of a sample's figure, as a median. */
-export const medianDifference = <T>(baseline: T[], candidate: T[], of: (s: T) => number): number =>
-  median(candidate.map((c, i) => of(c) - of(baseline[i]!)))
 
 const cpu = (s: Sample) => s.cpuPerRequest
 const rps = (s: Sample) => s.rps
