@@ -29,28 +29,6 @@ function scrub (err: unknown, secrets: readonly string[], seen = new WeakSet<Err
 }
 
 /**
- * Gives `error` the frames of `from`, an error made a moment earlier in the same synchronous
- * call (the SDK refusing an argument), formatted only when someone reads `stack`. Capturing a
- * second stack of the same frames cost about 5 µs per refused call, most of the plugin's own
- * cost of one (`npm run bench -- calls`, the bookkeeping row).
- */
-function borrowStack (error: Error, from: unknown): void {
-  let stack: string | undefined
-  Object.defineProperty(error, 'stack', {
-    get: () => {
-      if (stack === undefined) {
-        const frames = from instanceof Error && typeof from.stack === 'string' ? from.stack : ''
-        const first = frames.indexOf('\n    at ')
-        stack = `${error.name}: ${error.message}${first < 0 ? '' : frames.slice(first)}`
-      }
-      return stack
-    },
-    set: (value: string) => { stack = value },
-    configurable: true
-  })
-}
-
-/**
  * What `fastify.cio` rejects with: the plugin's own errors as they are; an argument the SDK
  * refused as `CioInvalidArgumentError` (500); any other failure as `CioApiError` (502, 504
  * for a timeout). The SDK's error, sanitised, is the `cause` of either.
@@ -60,9 +38,7 @@ export function rejectionFor (err: unknown, op: Operation, errorType: ErrorType,
   scrub(err, secrets)
   if (errorType === 'invalid_argument') {
     // The SDK refuses arguments with Error objects (MissingParamError, TypeError-like checks).
-    const error = new CioInvalidArgumentError(op.label, (err as Error).message, { cause: err })
-    borrowStack(error, err)
-    return error
+    return new CioInvalidArgumentError(op.label, (err as Error).message, { cause: err })
   }
   const upstreamStatus = err instanceof CustomerIORequestError ? err.statusCode : observedStatus
   return new CioApiError({ errorType, api: op.api, operation: op.label, upstreamStatus, cause: err })

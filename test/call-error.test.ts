@@ -38,12 +38,15 @@ t.test('the SDK\'s error is masked in place before it becomes the cause: message
   t.same(Object.getOwnPropertyDescriptor(clean, 'stack'), stack, 'nothing to mask: the stack is left as it was (not even formatted)')
 })
 
-t.test('a refused argument\'s error borrows the SDK error\'s frames, formatted when read, and can be given another stack', async (t) => {
+t.test('a refused argument\'s error has the SDK error\'s frames under its own message, formatted when read, and can be given another stack', async (t) => {
   const sdk = new Error('customerId is required')
   const rejection = rejectionFor(sdk, identify, 'invalid_argument', undefined, []) as Error
   t.equal(rejection.stack, `FastifyError: Invalid argument to Customer.io identify: customerId is required\n${sdk.stack!.split('\n').slice(1).join('\n')}`)
   rejection.stack = 'replaced'
   t.equal(rejection.stack, 'replaced', 'stack stays writable, as on any error')
+  const unread = rejectionFor(new Error('customerId is required'), identify, 'invalid_argument', undefined, []) as Error
+  unread.stack = 'set before read'
+  t.equal(unread.stack, 'set before read', 'also before it was first read')
 
   const frameless = new Error('no frames')
   delete (frameless as { stack?: string }).stack
