@@ -127,6 +127,58 @@ t.test('a store that does not answer within answerWithinMs answers 503', async (
   t.equal((await postWebhook(app, webhookEvent('email', 'sent'))).statusCode, 503)
 })
 
+t.test('a claim the store grants after the answer was given is handed back; a later copy runs at once', async (t) => {
+  const store = new MemoryDedupeStore()
+  const slow = gate()
+  const released = counter()
+  let late = true
+  const { app } = await webhookApp(t, {
+    answerWithinMs: 50,
+    dedupe: {
+      claim: async (id, leaseMs) => {
+        if (late) await slow.promise
+        return store.claim(id, leaseMs)
+      },
+      confirm: (id) => store.confirm(id),
+      release: (id) => { store.release(id); released.tick() }
+    }
+  })
+  const event = webhookEvent('email', 'sent')
+  t.equal((await postWebhook(app, event)).statusCode, 503, 'the store answered too late')
+  late = false
+  slow.open()
+  await released.reached(1)
+  t.equal((await postWebhook(app, event)).statusCode, 200, 'the late claim was released: this copy runs')
+  t.equal(await scrape(app).then((m) => m.get(series('cio_webhook_received_total', { object_type: 'email', metric: 'sent' }))), 1)
+})
+
+t.test('a late answer that is no claim, or whose release fails, is left alone and logged', async (t) => {
+  const slow = gate()
+  const { app, logs } = await webhookApp(t, {
+    answerWithinMs: 50,
+    dedupe: { claim: async () => { await slow.promise; return 'busy' as const }, confirm: () => {}, release: () => {} }
+  })
+  t.equal((await postWebhook(app, webhookEvent('email', 'sent'))).statusCode, 503)
+  const failing = gate()
+  const releases = counter()
+  const { app: other, logs: otherLogs } = await webhookApp(t, {
+    answerWithinMs: 50,
+    dedupe: {
+      claim: async () => { await failing.promise; return 'new' as const },
+      confirm: () => {},
+      release: async () => { releases.tick(); throw new Error('store down') }
+    }
+  })
+  t.equal((await postWebhook(other, webhookEvent('email', 'sent'))).statusCode, 503)
+  slow.open()
+  failing.open()
+  await releases.reached(1)
+  // The late answers are handled in microtasks: once the event loop turns, they are done.
+  await new Promise((resolve) => { setImmediate(resolve) })
+  t.ok(otherLogs.lines.some((l) => l.msg === 'customer.io webhook dedupe store failed'), 'the failed release is logged')
+  t.notOk(logs.lines.some((l) => l.msg === 'customer.io webhook dedupe store failed'), 'a late busy is nothing to hand back')
+})
+
 t.test('an event without a usable id is handed on every time; its failure answers 503 and is logged without an id', async (t) => {
   let calls = 0
   const { app, logs } = await webhookApp(t, { onEvent: () => { if (++calls === 3) throw new Error('full') } })

@@ -42,13 +42,13 @@ function within<T, F> (promise: Promise<T>, ms: number, fallback: F): Promise<T 
 
 /** A step's outcome: `undefined` when it finished at once, else a promise (a throw becomes a rejection). */
 function outcomeOf (step: () => unknown): Promise<unknown> | undefined {
-  let result: unknown
   try {
-    result = step()
+    // Inside the try: a custom store's answer whose `then` getter throws is a failure too.
+    const result = step()
+    return typeof (result as PromiseLike<unknown> | undefined)?.then === 'function' ? Promise.resolve(result) : undefined
   } catch (err) {
     return Promise.reject(err)
   }
-  return typeof (result as PromiseLike<unknown> | undefined)?.then === 'function' ? Promise.resolve(result) : undefined
 }
 
 /**
@@ -137,7 +137,14 @@ export function createDirectHandler (deps: DirectDeps): (read: ReadEvent, reques
       return unavailable(err)
     }
     // The memory store answers at once; only a store that waits on the network races the deadline.
-    return typeof answer === 'string' ? answer : within(answer, deadline - Date.now(), 'late' as const).catch(unavailable)
+    if (typeof answer === 'string') return answer
+    const granted = answer
+    return within(granted, deadline - Date.now(), 'late' as const).then((found) => {
+      // A claim granted after the answer was given is handed back, so the next copy runs
+      // instead of waiting out its lease.
+      if (found === 'late') granted.then((late) => late === 'new' ? store.release(eventId) : undefined).catch(unavailable)
+      return found
+    }, unavailable)
   }
 
   return (read, request, receivedAt) => {
