@@ -41,17 +41,26 @@ export function renderTable (results: Results): string {
   ].join('\n')
 }
 
-/** The README's table, between its markers. */
-export function readmeTable (readme: string): string {
+/** Where the README's table lies: the text between its markers. */
+function tableSpan (readme: string): { start: number, end: number } {
   const start = readme.indexOf(START)
   const end = readme.indexOf(END)
   if (start < 0 || end < start) throw new Error(`README has no ${START} … ${END} block`)
-  return readme.slice(start + START.length, end).trim()
+  return { start: start + START.length, end }
 }
 
+/** The README's table, between its markers. */
+export function readmeTable (readme: string): string {
+  const { start, end } = tableSpan(readme)
+  return readme.slice(start, end).trim()
+}
+
+/** Writes both or neither: the README is checked before results.json changes. */
 export function writeResults (results: Results): void {
-  writeFileSync(RESULTS_FILE, `${JSON.stringify(results, null, 2)}\n`)
   const readme = readFileSync(README_FILE, 'utf8')
-  const table = readmeTable(readme)
-  writeFileSync(README_FILE, readme.replace(`${START}\n${table}\n${END}`, `${START}\n${renderTable(results)}\n${END}`))
+  // Sliced, not String.replace: a `$` in a row would be read as a replacement pattern.
+  const { start, end } = tableSpan(readme)
+  const updated = `${readme.slice(0, start)}\n${renderTable(results)}\n${readme.slice(end)}`
+  writeFileSync(RESULTS_FILE, `${JSON.stringify(results, null, 2)}\n`)
+  writeFileSync(README_FILE, updated)
 }
