@@ -110,22 +110,28 @@ t.test('a real Prometheus scrapes the app: dashboard queries and rules return da
     const { activeTargets } = await api('/api/v1/targets') as { activeTargets: Array<{ health: string, lastError: string }> }
     return activeTargets[0]?.health === 'up' ? true : undefined
   }, 20_000)
-  await sleep(8_000)
 
   const dashboard = JSON.parse(readFileSync(new URL('dashboard.json', monitoring), 'utf8')) as { panels: Array<{ title: string, targets?: Array<{ expr: string, refId: string }> }> }
-  for (const panel of dashboard.panels) {
-    for (const target of panel.targets ?? []) {
-      const expr = target.expr.replaceAll('$__rate_interval', '10s').replaceAll('$job', JOB).replaceAll('$instance', '.+')
-      const { result } = await query(expr)
-      t.ok(result.length > 0, `${panel.title} ${target.refId} returns data`)
-    }
+  const panelQueries = dashboard.panels.flatMap((panel) => (panel.targets ?? []).map((target) => ({
+    name: `${panel.title} ${target.refId}`,
+    expr: target.expr.replaceAll('$__rate_interval', '10s').replaceAll('$job', JOB).replaceAll('$instance', '.+')
+  })))
+  const shipped = (parse(readFileSync(new URL('alerts.yml', monitoring), 'utf8')) as { groups: Array<{ rules: Array<{ record?: string }> }> }).groups.flatMap((g) => g.rules)
+  const recorded = shipped.flatMap((rule) => rule.record === undefined ? [] : [rule.record])
+  // Rates need two scrapes and recording rules an evaluation: wait until every query has data.
+  await until('every dashboard query and recording rule to return data', async () => {
+    for (const expr of [...panelQueries.map((q) => q.expr), ...recorded]) if ((await query(expr)).result.length === 0) return undefined
+    return true
+  }, 60_000).catch(() => {}) // on a timeout, the assertions below name what has none
+  for (const { name, expr } of panelQueries) {
+    const { result } = await query(expr)
+    t.ok(result.length > 0, `${name} returns data`)
   }
   t.ok((await api('/api/v1/label/job/values?match[]=cio_info') as string[]).includes(JOB), 'the job variable finds the app')
   t.ok((await api(`/api/v1/label/instance/values?match[]=${encodeURIComponent(`cio_info{job=~"${JOB}"}`)}`) as string[]).length > 0, 'the instance variable finds it')
 
   const groups = (await api('/api/v1/rules') as { groups: Array<{ rules: Array<{ name: string, type: string, health: string, lastError?: string }> }> }).groups
   const rules = groups.flatMap((g) => g.rules)
-  const shipped = (parse(readFileSync(new URL('alerts.yml', monitoring), 'utf8')) as { groups: Array<{ rules: unknown[] }> }).groups.flatMap((g) => g.rules)
   t.equal(rules.length, shipped.length, 'every shipped rule is loaded')
   for (const rule of rules) {
     t.equal(rule.health, 'ok', `${rule.name} evaluates without error ${rule.lastError ?? ''}`)
