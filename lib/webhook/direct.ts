@@ -138,7 +138,8 @@ export function createDirectHandler (deps: DirectDeps): (read: ReadEvent, reques
     }
     // The memory store answers at once; only a store that waits on the network races the deadline.
     if (typeof answer === 'string') return answer
-    const granted = answer
+    // As a native promise: a custom store's thenable may have no `catch`.
+    const granted = Promise.resolve(answer)
     return within(granted, deadline - Date.now(), 'late' as const).then((found) => {
       // A claim granted after the answer was given is handed back, so the next copy runs
       // instead of waiting out its lease.
