@@ -40,7 +40,10 @@ t.test('equals OpenSSL\'s HMAC-SHA256 for keys shorter than, equal to and longer
       t.same(verifySignature({ signature: expected, timestamp: '1767225600', body, keys: ['other', key] }), { ok: true })
     }
   }
-  t.equal(computeSignature(KEY, '1767225600', ''), createHmac('sha256', KEY).update('v0:1767225600:').digest('hex'), 'empty body')
+  const empty = createHmac('sha256', KEY).update('v0:1767225600:').digest('hex')
+  t.equal(computeSignature(KEY, '1767225600', ''), empty, 'empty body')
+  t.same(verifySignature({ signature: empty, timestamp: '1767225600', body: Buffer.alloc(0), keys: [KEY] }), { ok: true }, 'the verifier, empty body')
+  t.same(verifySignature({ signature: computeSignature(KEY, '1767225600', 'é'), timestamp: '1767225600', body: 'é', keys: [KEY] }), { ok: true }, 'the verifier, a string body as UTF-8')
 })
 
 t.test('a prepared verifier reads its keys once: it verifies the same way every time and ignores later changes to the array', async (t) => {

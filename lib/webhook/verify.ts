@@ -1,6 +1,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto'
 import { CioWebhookSignatureInvalidError, CioWebhookSignatureMissingError, CioWebhookTimestampStaleError } from '../errors.ts'
 import { parseEvent, type CioWebhookEvent } from './events.ts'
+import { prepareHmacSha256 } from './hmac.ts'
 
 export const VERIFY_FAILURES = ['missing_signature', 'bad_signature', 'stale_timestamp'] as const
 export type VerifyFailure = (typeof VERIFY_FAILURES)[number]
@@ -29,13 +30,12 @@ const HEX_SHA256 = /^[0-9a-f]{64}$/
 const UNIX_SECONDS = /^\d{1,12}$/
 const OK: Verdict = Object.freeze({ ok: true })
 
-function digest (key: string, timestamp: string, body: Buffer | string): Buffer {
-  return createHmac('sha256', key).update(`v0:${timestamp}:`).update(body).digest()
-}
-
-/** The hex signature Customer.io sends for `body` at `timestamp`: HMAC-SHA256 of `v0:<timestamp>:<body>`. */
+/**
+ * The hex signature Customer.io sends for `body` at `timestamp`: HMAC-SHA256 of `v0:<timestamp>:<body>`.
+ * With node:crypto's own HMAC, so the signer of the tests and the simulator is not the verifier's code.
+ */
 export function computeSignature (key: string, timestamp: string, body: Buffer | string): string {
-  return digest(key, timestamp, body).toString('hex')
+  return createHmac('sha256', key).update(`v0:${timestamp}:`).update(body).digest('hex')
 }
 
 /**
@@ -45,9 +45,8 @@ export function computeSignature (key: string, timestamp: string, body: Buffer |
  * signature before the age, so `stale_timestamp` is only ever said of an authentic request.
  */
 export function createWebhookVerifier (keys: readonly string[], toleranceSeconds?: number): (request: SignedRequest) => Verdict {
-  // A frozen copy: the verifier's keys cannot change under it. Strings, not KeyObjects:
-  // createHmac was about 1 µs faster per request with them.
-  const prepared = Object.freeze([...keys])
+  // Prepared once, from a copy: the verifier's keys cannot change under it.
+  const macs = Object.freeze(keys.map((key) => prepareHmacSha256(key)))
   return ({ signature, timestamp, body, now }) => {
     if (signature === undefined || timestamp === undefined || signature === '' || timestamp === '') {
       return { ok: false, reason: 'missing_signature' }
@@ -58,9 +57,10 @@ export function createWebhookVerifier (keys: readonly string[], toleranceSeconds
     }
     const given = Buffer.from(signature, 'hex')
     let match = false
-    for (const key of prepared) {
+    const head = `v0:${timestamp}:`
+    for (const mac of macs) {
       // Every key is tried, so the time taken does not tell which one matched.
-      match = timingSafeEqual(given, digest(key, timestamp, body)) || match
+      match = timingSafeEqual(given, mac(head, body)) || match
     }
     if (!match) return { ok: false, reason: 'bad_signature' }
     if (toleranceSeconds !== undefined && Math.abs((now ?? Date.now()) / 1000 - Number(timestamp)) > toleranceSeconds) {
