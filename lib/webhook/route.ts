@@ -97,6 +97,18 @@ export async function registerWebhookRoute (fastify: FastifyInstance, deps: Webh
     })
   }
 
+  /** The answer to a verified event, once its outcome is known. */
+  const respond = ({ labels, eventId }: ReadEvent, reply: FastifyReply, outcome: DirectOutcome) => {
+    if (outcome === 'duplicate') metrics.duplicates.inc()
+    // Built only when someone reads debug lines: sanitising costs more than the rest of the route.
+    if (log.level === 'debug' || log.level === 'trace') {
+      log.debug({ object_type: labels.objectType, metric: labels.metric, event_id: eventId === undefined ? undefined : sanitizeString(eventId, secrets), outcome }, 'customer.io webhook event')
+    }
+    if (outcome === 'handled') return { ok: true }
+    if (outcome === 'duplicate') return { ok: true, duplicate: true }
+    return answer(reply, ANSWERS[outcome]())
+  }
+
   await fastify.register(async (child) => {
     child.removeAllContentTypeParsers()
     child.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit: options.bodyLimit }, (_request, body, done) => done(null, body))
@@ -112,7 +124,8 @@ export async function registerWebhookRoute (fastify: FastifyInstance, deps: Webh
           '5xx': ERROR_SCHEMA
         }
       }
-    }, async (request, reply) => {
+    }, (request, reply) => {
+      // Not async: an event that finishes at once is answered without a promise.
       const receivedAt = Date.now()
       const body = request.body as Buffer | undefined
       if (body === undefined) return refuse(reply, 'unsupported_media_type')
@@ -128,16 +141,8 @@ export async function registerWebhookRoute (fastify: FastifyInstance, deps: Webh
         log.warn({ reason: 'malformed', reqId: request.id }, 'customer.io webhook body is not JSON; accepted and dropped')
         return reply.code(202).send({ ok: false })
       }
-      const outcome = await take(read, request, receivedAt)
-      if (outcome === 'duplicate') metrics.duplicates.inc()
-      // Built only when someone reads debug lines: sanitising costs more than the rest of the route.
-      if (log.level === 'debug' || log.level === 'trace') {
-        const { labels, eventId } = read
-        log.debug({ object_type: labels.objectType, metric: labels.metric, event_id: eventId === undefined ? undefined : sanitizeString(eventId, secrets), outcome }, 'customer.io webhook event')
-      }
-      if (outcome === 'handled') return { ok: true }
-      if (outcome === 'duplicate') return { ok: true, duplicate: true }
-      return answer(reply, ANSWERS[outcome]())
+      const outcome = take(read, request, receivedAt)
+      return typeof outcome === 'string' ? respond(read, reply, outcome) : outcome.then((settled) => respond(read, reply, settled))
     })
   })
 }
