@@ -24,7 +24,7 @@ const MODULES = `${ROOT}node_modules/`
 
 /** Parts of the work, by the frame's file (and, for the few native ones, its name); first match wins. */
 const PARTS: Array<[string, (name: string, url: string) => boolean]> = [
-  ['verification (verify.ts: HMAC, compare)', (_n, u) => u.startsWith(LIB + 'webhook/verify.ts')],
+  ['verification (verify.ts, hmac.ts: HMAC, compare)', (_n, u) => u.startsWith(LIB + 'webhook/verify.ts') || u.startsWith(LIB + 'webhook/hmac.ts')],
   ['parse (events.ts: toString, JSON.parse, labels)', (_n, u) => u.startsWith(LIB + 'webhook/events.ts')],
   ['recording metrics (record.ts + client)', (_n, u) => u.startsWith(LIB + 'webhook/record.ts')],
   ['claim/confirm (memory-dedupe.ts)', (_n, u) => u.startsWith(LIB + 'webhook/memory-dedupe.ts')],

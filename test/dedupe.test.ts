@@ -33,15 +33,92 @@ t.test('memory: a claim is live until exactly its lease has passed', async (t) =
   t.equal(store.claim('e1', 100), 'new')
 })
 
-t.test('memory: keeps the newest `size` ids; the oldest written is forgotten first', async (t) => {
+t.test('memory: keeps the ids of the newest `size` claims; the oldest claimed is forgotten first', async (t) => {
   const store = new MemoryDedupeStore({ size: 3 })
   for (const id of ['a', 'b', 'c']) store.confirm(id)
   store.confirm('a')
   store.confirm('d')
-  t.equal(store.claim('b', 1_000), 'new', 'b, the oldest once a was written again, was forgotten')
-  t.equal(store.claim('a', 1_000), 'done')
-  t.equal(store.claim('d', 1_000), 'done')
-  t.equal(store.claim('c', 1_000), 'new', 'claiming b pushed out c, by then the oldest')
+  t.equal(store.claim('a', 1_000), 'new', 'a, the oldest, was forgotten: confirming it again did not make it newer')
+  t.equal(store.claim('b', 1_000), 'new', 'claiming a pushed out b, by then the oldest')
+  t.equal(store.claim('d', 1_000), 'done', 'd, the newest, is kept')
+  t.equal(store.claim('c', 1_000), 'new', 'claiming b pushed out c')
+})
+
+t.test('memory: answers as a model of its contract does, over random claims, confirms, releases and lapses', async (t) => {
+  /** The contract, plainly: the newest `size` claims in order, each an id (or a released hole) with its lease end. */
+  class Model {
+    readonly slots: Array<{ id: string | undefined, until: number }> = []
+    readonly size: number
+    readonly now: () => number
+    constructor (size: number, now: () => number) {
+      this.size = size
+      this.now = now
+    }
+
+    find (id: string) { return this.slots.find((s) => s.id === id) }
+    add (id: string, until: number) {
+      if (this.slots.length === this.size) this.slots.shift()
+      this.slots.push({ id, until })
+    }
+
+    claim (id: string, leaseMs: number): ClaimResult {
+      const held = this.find(id)
+      if (held !== undefined) {
+        if (held.until === Infinity) return 'done'
+        if (held.until > this.now()) return 'busy'
+        held.id = undefined
+      }
+      this.add(id, this.now() + leaseMs)
+      return 'new'
+    }
+
+    confirm (id: string) {
+      const held = this.find(id)
+      if (held === undefined) this.add(id, Infinity)
+      else held.until = Infinity
+    }
+
+    release (id: string) {
+      const held = this.find(id)
+      if (held !== undefined && held.until !== Infinity) held.id = undefined
+    }
+  }
+  // A seeded generator, so a failure names a case that can be run again.
+  let seed = 42
+  const random = (n: number) => {
+    seed = (Math.imul(seed, 1_103_515_245) + 12_345) >>> 0
+    return (seed >>> 8) % n
+  }
+  let clock = 0
+  let mismatches = 0
+  for (const size of [1, 2, 3, 7, 16, 100, 1_000]) {
+    const store = new MemoryDedupeStore({ size, now: () => clock })
+    const model = new Model(size, () => clock)
+    // Ids from a pool a little larger than the store, so ids come back after they were forgotten.
+    const pool = Array.from({ length: size * 2 + 3 }, (_, i) => `evt-${size}-${i}`)
+    for (let step = 0; step < 20_000; step++) {
+      const id = pool[random(pool.length)]!
+      const op = random(10)
+      if (op < 5) {
+        const [got, want] = [store.claim(id, 50), model.claim(id, 50)]
+        if (got !== want && mismatches++ < 5) t.fail(`size ${size}, step ${step}: claim ${id} answered ${got}, the model ${want}`)
+      } else if (op < 8) {
+        store.confirm(id)
+        model.confirm(id)
+      } else if (op < 9) {
+        store.release(id)
+        model.release(id)
+      } else {
+        clock += random(60)
+      }
+    }
+    // Every id of the pool, at the end: what the store holds equals what the model holds.
+    for (const id of pool) {
+      const [got, want] = [store.claim(id, 1), model.claim(id, 1)]
+      if (got !== want && mismatches++ < 5) t.fail(`size ${size}, at the end: claim ${id} answered ${got}, the model ${want}`)
+    }
+  }
+  t.equal(mismatches, 0, 'no answer differed from the model')
 })
 
 t.test('memory: live claims count towards the bound too', async (t) => {

@@ -16,7 +16,7 @@ export type ClaimResult = (typeof CLAIM_RESULTS)[number]
  *   - `'busy'`: another claim on the id is live; the caller neither runs nor records it.
  *   - `'done'`: the id was confirmed; the event is a duplicate.
  * - `confirm(id)` marks the id done, for as long as the store keeps ids (the Redis store:
- *   at least 7 days, Customer.io's retry window; the memory store: its newest `size` ids).
+ *   at least 7 days, Customer.io's retry window; the memory store: the ids of its newest `size` claims).
  * - `release(id)` ends a claim without confirming it (the handler failed), so a later copy
  *   of the event is `'new'`. It never forgets a confirmed id.
  * - Each method may return its answer or a promise of it; a rejection is a store failure,
