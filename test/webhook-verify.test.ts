@@ -46,6 +46,19 @@ t.test('equals OpenSSL\'s HMAC-SHA256 for keys shorter than, equal to and longer
   t.same(verifySignature({ signature: computeSignature(KEY, '1767225600', 'é'), timestamp: '1767225600', body: 'é', keys: [KEY] }), { ok: true }, 'the verifier, a string body as UTF-8')
 })
 
+t.test('one verifier checks bodies of any size, in any order: a large body changes nothing for the next', async (t) => {
+  const verify = createWebhookVerifier(['other', KEY])
+  // Around the buffer a verifier keeps (1 KiB), past it, and past what it keeps at all (16 KiB).
+  for (const length of [0, 1, 1_000, 1_024, 1_100, 300, 5_000, 200, 16_000, 16_500, 40_000, 100, 16_384]) {
+    for (const body of [Buffer.from('x'.repeat(length)), 'é'.repeat(Math.ceil(length / 2))]) {
+      const signature = createHmac('sha256', KEY).update('v0:1767225600:').update(body).digest('hex')
+      const size = Buffer.byteLength(body)
+      t.same(verify({ signature, timestamp: '1767225600', body }), { ok: true }, `${typeof body} of ${size} bytes`)
+      t.same(verify({ signature, timestamp: '1767225601', body }), { ok: false, reason: 'bad_signature' }, `${typeof body} of ${size} bytes, another timestamp`)
+    }
+  }
+})
+
 t.test('a prepared verifier reads its keys once: it verifies the same way every time and ignores later changes to the array', async (t) => {
   const body = Buffer.from(VECTOR_BODY)
   const headers = signWebhook(body, KEY, 1_767_225_600)
