@@ -33,7 +33,8 @@ export function prepareHmacSha256 (key: string): (head: string, body: Buffer | s
     const length = BLOCK + Buffer.byteLength(head) + Buffer.byteLength(body)
     let into = message
     if (length > message.length) {
-      into = Buffer.allocUnsafe(length)
+      // Not from Node's shared pool: it holds the key's pad and the last body.
+      into = Buffer.allocUnsafeSlow(length)
       message.copy(into, 0, 0, BLOCK)
       if (length <= KEPT_MESSAGE) message = into
     }
