@@ -1,4 +1,4 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
 import promClient from '@prometheus-io/client'
 import { TrackClient } from 'customerio-node'
@@ -8,7 +8,7 @@ import { createMetrics, type PromClient } from '../lib/metrics.ts'
 import { QUEUE_DEFAULTS } from '../lib/queue/options.ts'
 import { CioQueue } from '../lib/queue/queue.ts'
 import type { CioSimulator } from '../lib/testing/index.ts'
-import { ManualClock } from './fixtures/clock.ts'
+import { JitterClock, ManualClock } from './fixtures/clock.ts'
 import { buildApp, rejection, scrape, series, simOptions, startSimulator } from './helpers.ts'
 import pino from 'pino'
 
@@ -25,27 +25,68 @@ async function queueApp (t: T, queue: CioQueueOptions = {}, sim?: CioSimulator, 
   return { sim, ...built, queue: built.app.cio.queue! }
 }
 
+type ClockClass = typeof ManualClock | typeof JitterClock
+
+/** The clocks a test of timing runs under: an exact one, and one at least as hostile as real timers. */
+const CLOCKS: readonly ClockClass[] = [ManualClock, JitterClock]
+
+/** Runs `fn` as one subtest per clock, named after the clock. */
+function underEachClock (name: string, fn: (t: Test, Clock: ClockClass) => Promise<void>): void {
+  t.test(name, async (t) => {
+    for (const Clock of CLOCKS) await t.test(Clock.name, (t) => fn(t, Clock))
+  })
+}
+
 /**
  * A queue on a clock the test moves, sending through a real TrackClient to the simulator;
  * `sends` holds every batch call, so a test can wait for the last one to settle.
  */
-async function clockedQueue (t: T, settings: Partial<typeof QUEUE_DEFAULTS> = {}, sim?: CioSimulator) {
+async function clockedQueue (t: T, settings: Partial<typeof QUEUE_DEFAULTS> = {}, sim?: CioSimulator, Clock: ClockClass = ManualClock) {
   sim ??= await startSimulator(t)
-  const clock = new ManualClock()
+  const clock = new Clock()
   const agent = new Agent()
   t.teardown(() => agent.destroy())
   const client = new TrackClient(sim.siteId, sim.trackApiKey, { region: sim.region, dispatcher: agent, retry: { maxRetries: 0 } } as never)
   const registry = { ...promClient, register: new promClient.Registry() } as unknown as PromClient
   const sends: Array<Promise<unknown>> = []
   const drops: Array<[BatchOperation[], DropReason]> = []
-  const send = (ops: BatchOperation[]) => { const sent = client.batch(ops as never); sends.push(sent); return sent }
+  let inFlight = 0
+  const send = (ops: BatchOperation[]) => {
+    const sent = client.batch(ops as never)
+    sends.push(sent)
+    inFlight++
+    sent.then(() => inFlight--, () => inFlight--)
+    return sent
+  }
   const queue = new CioQueue({ ...QUEUE_DEFAULTS, ...FAST, ...settings, onDrop: (ops, reason) => drops.push([ops, reason]) },
     send, createMetrics(registry, { version: '0', sdkVersion: '0' }), pino({ level: 'silent' }), clock, () => 0.5)
   const count = async (name: string, labels: Record<string, string> = Q) =>
     (await registry.register.getSingleMetricAsString(name)).split('\n').find((l) => l.startsWith(series(name, labels) + ' '))?.split(' ')[1]
-  /** Resolves once every batch call so far has settled and the queue has reacted to it. */
-  const settled = async () => { await Promise.allSettled(sends); await new Promise(setImmediate) }
-  return { sim, clock, queue, sends, drops, agent, count, settled }
+  /** Resolves once every batch call so far has settled and the queue has reacted to it (batches it then started included). */
+  const settled = async () => {
+    for (let seen = -1; seen !== sends.length;) {
+      seen = sends.length
+      await Promise.allSettled(sends)
+      await new Promise(setImmediate)
+    }
+  }
+  /** Whether the queue goes on by itself: nothing waiting, or a batch in flight, or a timer armed. */
+  const alive = () => queue.depth === 0 || inFlight > 0 || clock.armed > 0
+  /**
+   * Moves the clock on `step` ms at a time, letting the queue react after each move, until
+   * `done()`; answers how many moves that took. Throws when the queue is wedged (operations
+   * waiting, no batch in flight, no timer armed) or not done after `max` moves.
+   */
+  const until = async (done: () => boolean, step: number, max: number): Promise<number> => {
+    for (let moves = 0; ; moves++) {
+      await settled()
+      if (done()) return moves
+      if (!alive()) throw new Error(`wedged after ${moves} moves of ${step} ms: ${queue.depth} operations waiting, no batch in flight, no timer armed`)
+      if (moves === max) throw new Error(`not done after ${max} moves of ${step} ms (depth ${queue.depth}, ${inFlight} in flight, ${clock.armed} timers armed)`)
+      clock.advance(step)
+    }
+  }
+  return { sim, clock, queue, sends, drops, agent, count, settled, alive, until }
 }
 
 const events = (sim: CioSimulator) => sim.events.map((e) => e.customerId)
@@ -258,60 +299,61 @@ t.test('an outage of 503s, 429s, hangs, resets and lost answers: nothing dropped
   t.ok((await metric(app, 'cio_queue_retries_total'))! > 0, 'retries were counted')
 })
 
-t.test('a batch whose answer is lost is sent again with the same ids, and Customer.io discards the copies', async (t) => {
+underEachClock('a batch whose answer is lost is sent again with the same ids, and Customer.io discards the copies', async (t, Clock) => {
   const sim = await startSimulator(t)
   sim.fault({ operation: 'batch', lose: 'reset', times: 1 })
-  const { app, queue } = await queueApp(t, { batchSize: 5 }, sim)
+  const { queue, sends, count, until } = await clockedQueue(t, { batchSize: 5, retryDelayMs: 100 }, sim, Clock)
   for (let i = 0; i < 5; i++) queue.track('p1', { name: `e${i}` })
-  await queue.flush()
+  // With the jitter at 0.5 the backoff is 50 ms.
+  await until(() => sends.length === 2, 10, 10)
   const [first, second] = sim.requestsFor('batch').map((r) => (r.body as { batch: BatchOperation[] }).batch.map((op) => op.id))
   t.same(second, first, 'the same ids')
   t.equal(sim.eventsFor('p1').length, 5, 'recorded once')
   t.equal(sim.discardedEvents.length, 5, 'the copies were discarded')
-  t.equal(await metric(app, 'cio_queue_retries_total'), 1)
+  t.equal(await count('cio_queue_retries_total'), '1')
 })
 
-t.test('the backoff grows after each failure, honours Retry-After, and resets after a success', async (t) => {
+underEachClock('the backoff grows after each failure, honours Retry-After, and resets after a success', async (t, Clock) => {
   const sim = await startSimulator(t)
   sim.fault({ operation: 'batch', status: 503, times: 3 })
-  const { clock, queue, sends, settled } = await clockedQueue(t, { retryDelayMs: 100, maxRetryDelayMs: 1_000, batchSize: 1 }, sim)
+  const { clock, queue, sends, settled, until } = await clockedQueue(t, { retryDelayMs: 100, maxRetryDelayMs: 1_000, batchSize: 1 }, sim, Clock)
+  // On an exact clock the batch goes again exactly `wait` ms after it failed. On a jittery one
+  // not before the queue's coarse now() reads so (in true time up to a granularity sooner), and
+  // by the time the last timer armed for it has fired (a granularity and the jitter later).
+  const early = clock.granularityMs
+  const late = clock.jitterMs === 0 ? 0 : 2 * clock.granularityMs + clock.jitterMs
+  const sentAgainAfter = async (wait: number, n: number, message: string) => {
+    await settled()
+    t.equal(sends.length, n, `attempt ${n} failed`)
+    clock.advance(wait - early)
+    await new Promise(setImmediate)
+    t.equal(sends.length, n, `${message}: not before ${wait} ms`)
+    const moves = await until(() => sends.length === n + 1, 1, early + late)
+    t.ok(moves <= early + late, `${message}: sent again after ${wait - early + moves} ms`)
+  }
   queue.identify('a')
   // With the jitter at 0.5 the waits are 50, 100, 200 ms.
-  for (const [n, wait] of [[1, 50], [2, 100], [3, 200]] as const) {
-    await sim.until((s) => s.requestsFor('batch').length === n)
-    await settled()
-    clock.advance(wait - 1)
-    t.equal(sends.length, n, `attempt ${n}: not before ${wait} ms`)
-    clock.advance(1)
-  }
-  await sim.until((s) => s.requestsFor('batch').length === 4)
+  for (const [n, wait] of [[1, 50], [2, 100], [3, 200]] as const) await sentAgainAfter(wait, n, `attempt ${n + 1}`)
+  await settled()
   t.same(idsOf(delivered(sim)), ['a'])
 
   sim.fault({ operation: 'batch', status: 429, retryAfter: 0.7, times: 1 })
   queue.identify('b')
   clock.advance(20)
-  await sim.until((s) => s.requestsFor('batch').length === 5)
+  await sentAgainAfter(700, 5, 'Retry-After (700 ms) wins over the backoff (50 ms)')
   await settled()
-  clock.advance(699)
-  t.equal(sends.length, 5, 'Retry-After (700 ms) wins over the backoff (50 ms)')
-  clock.advance(1)
-  await sim.until((s) => s.requestsFor('batch').length === 6)
   t.same(idsOf(delivered(sim)), ['a', 'b'])
 })
 
-t.test('an outage of 30 simulated seconds is retried to its end: nothing dropped, nothing doubled', async (t) => {
+underEachClock('an outage of 30 simulated seconds is retried to its end: nothing dropped, nothing doubled', async (t, Clock) => {
   const sim = await startSimulator(t)
   sim.fault({ operation: 'batch', status: 503, times: 40 })
-  const { clock, queue, settled, count } = await clockedQueue(t, { retryDelayMs: 100, maxRetryDelayMs: 1_000, batchSize: 10 }, sim)
+  const { queue, sends, count, until } = await clockedQueue(t, { retryDelayMs: 100, maxRetryDelayMs: 1_000, batchSize: 10 }, sim, Clock)
   for (let i = 0; i < 20; i++) queue.track(`p${i}`, { name: 'e' })
   let waited = 0
-  for (let n = 1; n <= 40; n++) {
-    await sim.until((s) => s.requestsFor('batch').length === n)
-    await settled()
-    clock.advance(1_000)
-    waited += 1_000
-  }
-  await sim.until((s) => s.events.length === 20)
+  // 40 failed sends, then the one that succeeds; each within a second of the last (the backoff is at most 500 ms).
+  for (let n = 1; n <= 41; n++) waited += 1_000 * await until(() => sends.length >= n, 1_000, 1)
+  await until(() => sim.events.length === 20, 1_000, 0)
   await queue.flush()
   t.ok(waited >= 30_000, `${waited / 1000} s of outage`)
   t.same(events(sim), Array.from({ length: 20 }, (_, i) => `p${i}`))
@@ -320,19 +362,20 @@ t.test('an outage of 30 simulated seconds is retried to its end: nothing dropped
   t.equal(await count('cio_queue_sent_total'), '20')
 })
 
-t.test('close() under a hanging API: at the deadline everything is handed to onDrop and counted, the batch in flight included', async (t) => {
+underEachClock('close() under a hanging API: at the deadline everything is handed to onDrop and counted, the batch in flight included', async (t, Clock) => {
   const sim = await startSimulator(t)
   sim.fault({ operation: 'batch', hang: true })
-  const { clock, queue, drops, agent, count, settled } = await clockedQueue(t, { batchSize: 10, shutdownTimeoutMs: 5_000 }, sim)
+  const { clock, queue, drops, agent, count, settled } = await clockedQueue(t, { batchSize: 10, shutdownTimeoutMs: 5_000 }, sim, Clock)
   for (let i = 0; i < 35; i++) queue.track(`p${i}`, { name: 'e' })
   await sim.until((s) => s.requestsFor('batch').length === 1)
   let closed = false
   const closing = queue.close().then(() => { closed = true })
   t.equal(queue.track('late', { name: 'e' }), false, 'a closing queue takes nothing more')
-  clock.advance(4_999)
+  // The deadline's timer fires within the clock's jitter of it.
+  clock.advance(4_999 - clock.jitterMs)
   await new Promise(setImmediate)
   t.equal(closed, false, 'it waits for the batch in flight until the deadline')
-  clock.advance(1)
+  clock.advance(1 + 2 * clock.jitterMs)
   await closing
   t.same(drops.map(([ops, reason]) => [ops.length, reason]), [[1, 'shutdown'], [35, 'shutdown']], 'the late one, then every accepted one')
   t.same(drops[1]![0].map((op) => (op.identifiers as { id: string }).id), Array.from({ length: 35 }, (_, i) => `p${i}`), 'in order, the batch in flight first')
@@ -344,27 +387,28 @@ t.test('close() under a hanging API: at the deadline everything is handed to onD
   t.equal(drops.length, 2, 'nothing handed over twice')
 })
 
-t.test('close() during a backoff hands everything over at the deadline; a batch answered after the deadline is not counted twice', async (t) => {
+underEachClock('close() during a backoff hands everything over at the deadline; a batch answered after the deadline is not counted twice', async (t, Clock) => {
   const sim = await startSimulator(t)
   sim.fault({ operation: 'batch', status: 503, times: 1 })
-  const waiting = await clockedQueue(t, { retryDelayMs: 10_000, maxRetryDelayMs: 10_000, shutdownTimeoutMs: 1_000 }, sim)
+  const waiting = await clockedQueue(t, { retryDelayMs: 10_000, maxRetryDelayMs: 10_000, shutdownTimeoutMs: 1_000 }, sim, Clock)
+  // Timers fire within the clock's jitter of their due time: moving it on by that much more is moving it past them.
+  const past = (ms: number) => ms + waiting.clock.jitterMs
   waiting.queue.track('p1', { name: 'e' })
-  waiting.clock.advance(FAST.flushIntervalMs)
-  await sim.until((s) => s.requestsFor('batch').length === 1)
+  await waiting.until(() => waiting.sends.length === 1, past(FAST.flushIntervalMs), 1)
   await waiting.settled()
   const closing = waiting.queue.close()
-  waiting.clock.advance(1_000)
+  waiting.clock.advance(past(1_000))
   await closing
   t.same(waiting.drops.map(([ops, reason]) => [ops.length, reason]), [[1, 'shutdown']], 'handed over while waiting out the backoff')
 
   const slow = await startSimulator(t)
   slow.fault({ operation: 'batch', latencyMs: 200, times: 1 })
-  const late = await clockedQueue(t, { shutdownTimeoutMs: 1_000 }, slow)
+  const late = await clockedQueue(t, { shutdownTimeoutMs: 1_000 }, slow, Clock)
   late.queue.track('p2', { name: 'e' })
-  late.clock.advance(FAST.flushIntervalMs)
+  late.clock.advance(past(FAST.flushIntervalMs))
   t.equal(late.sends.length, 1, 'in flight')
   const ending = late.queue.close()
-  late.clock.advance(1_000)
+  late.clock.advance(past(1_000))
   await ending
   await late.settled()
   t.equal(slow.events.length, 1, 'Customer.io took it after the deadline')

@@ -13,7 +13,8 @@ const MAX_OPERATION_BYTES = 32 * 1024
 /** `{"batch":[` … `]}` around the operations, and the commas between them. */
 const ENVELOPE_BYTES = 12
 
-interface Entry { readonly op: BatchOperation, readonly bytes: number }
+/** A queued operation, its size, and when it was queued (a partial batch goes once its oldest has waited the flush interval). */
+interface Entry { readonly op: BatchOperation, readonly bytes: number, readonly at: number }
 
 /** A batch being sent; `handedOver` once close() gave it to onDrop at the deadline, so its late outcome is ignored. */
 interface Batch { readonly entries: Entry[], handedOver: boolean }
@@ -45,6 +46,11 @@ function named (value: unknown, action: string): { name: string, data?: Record<s
  * a time so order is kept. Enqueueing never awaits the network: it answers `true` when the
  * operation was accepted and `false` when it was dropped; every drop is counted, logged and
  * handed to `onDrop`.
+ *
+ * Liveness invariant: while the queue holds operations and has not expired, exactly one of
+ * these holds: a batch is in flight, or the timer is armed. `#reconcile()` is the only place
+ * that decides the next wake-up, and every change of state ends in it. A timer may fire early
+ * or late, so when it fires the queue checks the time again and re-arms if it is too soon.
  */
 export class CioQueue {
   readonly #settings: QueueSettings
@@ -61,8 +67,14 @@ export class CioQueue {
   #failures = 0
   /** When the next send may start (the backoff after a failure). */
   #notBefore = 0
-  #inFlight: { readonly batch: Batch, readonly done: Promise<void> } | undefined
+  #inFlight: Batch | undefined
   #timer: unknown
+  /** When the armed timer is meant to fire. */
+  #timerDue = 0
+  /** flush() calls waiting: partial batches go at once, and the timer holds the process open. */
+  #flushing = 0
+  /** Resolved once nothing is left to send, or at the close deadline. */
+  #idle: Array<() => void> = []
   #closed = false
   /** Set when close() reached its deadline: everything still here was handed to onDrop. */
   #expired = false
@@ -137,10 +149,8 @@ export class CioQueue {
     if (bytes > MAX_OPERATION_BYTES) return this.#drop([op], 'too_large')
     if (this.#closed) return this.#drop([op], 'shutdown')
     if (this.depth >= this.#settings.maxSize) return this.#drop([op], 'overflow')
-    this.#entries.push({ op, bytes })
-    if (this.#retry !== undefined || this.#inFlight !== undefined) return true
-    if (this.depth >= this.#settings.batchSize) this.#schedule(0)
-    else if (this.#timer === undefined) this.#schedule(this.#settings.flushIntervalMs)
+    this.#entries.push({ op, bytes, at: this.#clock.now() })
+    this.#reconcile()
     return true
   }
 
@@ -149,14 +159,15 @@ export class CioQueue {
    * each operation was sent or dropped (during an outage, when it is over).
    */
   async flush (): Promise<void> {
-    while (!this.#expired && (this.depth > 0 || this.#inFlight !== undefined)) {
-      if (this.#inFlight !== undefined) {
-        await this.#inFlight.done
-        continue
-      }
-      const wait = this.#notBefore - this.#clock.now()
-      if (wait > 0) await new Promise<void>((resolve) => { this.#clock.setTimeout(resolve, wait) })
-      else this.#pump()
+    if (this.#drained()) return
+    this.#flushing++
+    try {
+      await new Promise<void>((resolve) => {
+        this.#idle.push(resolve)
+        this.#reconcile()
+      })
+    } finally {
+      this.#flushing--
     }
   }
 
@@ -167,28 +178,52 @@ export class CioQueue {
    */
   async close (): Promise<void> {
     this.#closed = true
-    this.#clock.clearTimeout(this.#timer)
-    this.#timer = undefined
     let deadline: unknown
     const expired = new Promise<true>((resolve) => { deadline = this.#clock.setTimeout(() => resolve(true), this.#settings.shutdownTimeoutMs) })
-    if (await Promise.race([this.flush().then(() => false), expired])) {
-      this.#expired = true
-      const batch = this.#inFlight?.batch
-      if (batch !== undefined) batch.handedOver = true
-      const left = [...(batch?.entries ?? []), ...this.#take(Infinity, Infinity)]
-      if (left.length > 0) this.#drop(left.map((e) => e.op), 'shutdown')
-    }
+    if (await Promise.race([this.flush().then(() => false), expired])) this.#expire()
     this.#clock.clearTimeout(deadline)
   }
 
-  /** The idle timer: it never holds a process open (close() flushes what is left, with timers that do). */
-  #schedule (delay: number): void {
+  #drained (): boolean {
+    return this.#expired || (this.depth === 0 && this.#inFlight === undefined)
+  }
+
+  /** When the next batch may start: after any backoff, and a partial batch once its oldest operation has waited the flush interval. */
+  #dueAt (now: number): number {
+    const ready = this.#retry !== undefined || this.#flushing > 0 || this.#closed || this.depth >= this.#settings.batchSize
+    return Math.max(this.#notBefore, ready ? now : this.#entries[this.#head].at + this.#settings.flushIntervalMs)
+  }
+
+  /** Decides the next wake-up (see the invariant above); called at the end of every change of state. */
+  #reconcile (): void {
+    if (this.#drained()) {
+      this.#disarm()
+      for (const resolve of this.#idle.splice(0)) resolve()
+      return
+    }
+    if (this.#inFlight !== undefined) return
+    const due = this.#dueAt(this.#clock.now())
+    if (this.#timer === undefined || due < this.#timerDue) {
+      this.#disarm()
+      this.#timerDue = due
+      this.#timer = this.#clock.setTimeout(() => this.#wake(), Math.max(0, due - this.#clock.now()))
+    }
+    // An idle timer never holds the process open; one that a flush() or close() waits on does.
+    const handle = this.#timer as { ref?: () => void, unref?: () => void }
+    if (this.#flushing > 0) handle.ref?.()
+    else handle.unref?.()
+  }
+
+  #disarm (): void {
     this.#clock.clearTimeout(this.#timer)
-    this.#timer = this.#clock.setTimeout(() => {
-      this.#timer = undefined
-      this.#pump()
-    }, delay)
-    ;(this.#timer as { unref?: () => void }).unref?.()
+    this.#timer = undefined
+  }
+
+  /** The timer fired: start the next batch if it is due (a timer may fire early), else arm again. */
+  #wake (): void {
+    this.#timer = undefined
+    if (this.#inFlight === undefined && !this.#drained() && this.#clock.now() >= this.#dueAt(this.#clock.now())) this.#start()
+    this.#reconcile()
   }
 
   /** Takes the next batch off the front: at most `count` operations and `bytes` bytes. */
@@ -211,22 +246,24 @@ export class CioQueue {
     return taken
   }
 
-  /** Starts the next batch unless one is in flight or the queue is waiting out a backoff. */
-  #pump (): void {
-    if (this.#inFlight !== undefined || this.#expired || this.#clock.now() < this.#notBefore) return
-    const entries = this.#take(this.#settings.batchSize, this.#settings.maxBatchBytes)
-    if (entries.length === 0) return
-    const batch: Batch = { entries, handedOver: false }
+  #start (): void {
+    const batch: Batch = { entries: this.#take(this.#settings.batchSize, this.#settings.maxBatchBytes), handedOver: false }
+    this.#inFlight = batch
     // Never rejects: a failed send is retried or dropped inside #sendBatch.
-    this.#inFlight = { batch, done: this.#sendBatch(batch).then(() => this.#settle()) }
+    this.#sendBatch(batch).then(() => {
+      this.#inFlight = undefined
+      this.#reconcile()
+    })
   }
 
-  #settle (): void {
-    this.#inFlight = undefined
-    if (this.#closed || this.depth === 0) return
-    // After a failure wait out the backoff; a full batch goes now; a partial one waits.
-    if (this.#retry !== undefined) this.#schedule(this.#notBefore - this.#clock.now())
-    else this.#schedule(this.depth >= this.#settings.batchSize ? 0 : this.#settings.flushIntervalMs)
+  /** At the close deadline: everything left, the batch in flight first, is handed to onDrop. */
+  #expire (): void {
+    this.#expired = true
+    const batch = this.#inFlight
+    if (batch !== undefined) batch.handedOver = true
+    const left = [...(batch?.entries ?? []), ...this.#take(Infinity, Infinity)]
+    if (left.length > 0) this.#drop(left.map((e) => e.op), 'shutdown')
+    this.#reconcile()
   }
 
   async #sendBatch (batch: Batch): Promise<void> {
