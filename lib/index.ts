@@ -73,17 +73,20 @@ const cioObservabilityPlugin: FastifyPluginAsync<CioObservabilityOptions> = asyn
     ? undefined
     : new CioQueue(options.queue, (operations) => cio.batch(operations as never), metrics, log)
   fastify.decorate('cio', Object.freeze({ ...cio, queue }))
-  // The queue flushes first, while calls are still observed and counted; then the pool ends
-  // whatever is still in flight (the queue has handed such a batch to onDrop by then).
+  let webhook: { close: () => Promise<void> } | undefined
+  // One hook, in this order, each step bounded: the queue flushes first, while calls are still
+  // observed and counted and before anything that can wait on Redis; then the inbox; then the
+  // pool ends whatever is still in flight (the queue has handed such a batch to onDrop by then).
   fastify.addHook('onClose', async () => {
     await queue?.close()
+    await webhook?.close()
     await agent?.destroy()
     observer.close()
     metrics.close()
   })
 
   if (options.webhook !== false) {
-    await registerWebhookRoute(fastify, {
+    webhook = await registerWebhookRoute(fastify, {
       options: options.webhook,
       metrics: createWebhookMetrics(metrics),
       factory: metrics,

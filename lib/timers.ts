@@ -1,3 +1,5 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+
 /** Time and timers, injectable so tests decide when a delay has passed instead of waiting for it. */
 export interface Clock {
   now: () => number
@@ -11,3 +13,16 @@ export const systemClock: Clock = Object.freeze({
   setTimeout: (fn: () => void, ms: number) => setTimeout(fn, ms),
   clearTimeout: (handle: unknown) => { clearTimeout(handle as NodeJS.Timeout) }
 })
+
+/** What {@link within} answers when the promise did not settle in time. */
+export const LATE = Symbol('late')
+
+/** `promise`'s outcome, or {@link LATE} if it has not settled within `ms`; the timer never holds the process open. */
+export async function within<T> (promise: Promise<T>, ms: number): Promise<T | typeof LATE> {
+  const timeout = new AbortController()
+  try {
+    return await Promise.race([promise, sleep(Math.max(0, ms), LATE, { signal: timeout.signal, ref: false })])
+  } finally {
+    timeout.abort()
+  }
+}

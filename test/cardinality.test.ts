@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto'
 import { ATTEMPT_STATUSES, ERROR_TYPES } from '../lib/classify.ts'
 import { operations } from '../lib/operations.ts'
 import { DROP_REASONS } from '../lib/queue/options.ts'
+import { STORE_OPERATIONS } from '../lib/webhook/dedupe.ts'
 import { REJECT_REASONS } from '../lib/webhook/metrics.ts'
 import { EMAIL_TYPES, METRICS, METRICS_BY_OBJECT_TYPE, OBJECT_TYPES } from '../lib/webhook/events.ts'
 import { signWebhook, webhookEvent } from '../lib/testing/index.ts'
@@ -24,7 +25,8 @@ const CLOSED: Record<string, ReadonlySet<string>> = {
   object_type: new Set([...OBJECT_TYPES, '_other']),
   metric: new Set([...METRICS, '_other']),
   reason: new Set([...REJECT_REASONS, ...DROP_REASONS]),
-  queue: new Set(['track'])
+  queue: new Set(['track']),
+  call: new Set(STORE_OPERATIONS)
 }
 
 t.test('a fuzzed run stays inside the series budget with closed label values and no identifiers', async (t) => {

@@ -51,7 +51,7 @@ t.test('the recipe\'s four alerts (error ratio, p99 latency, bounce and spam rat
     'CustomerioApiErrorBudgetFastBurn', 'CustomerioApiErrorBudgetSlowBurn', 'CustomerioApiHighErrorRatio', 'CustomerioApiHighLatency',
     'CustomerioApiThrottled', 'CustomerioEmailHighBounceRate', 'CustomerioEmailHighSpamComplaintRate', 'CustomerioQueueDropping',
     'CustomerioQueueRetrying', 'CustomerioQueueSaturated', 'CustomerioWebhookHandlerErrors', 'CustomerioWebhookInboxFailedJobs',
-    'CustomerioWebhookSignatureFailures', 'CustomerioWebhookSilent', 'CustomerioWebhookStreamStalled'
+    'CustomerioWebhookSignatureFailures', 'CustomerioWebhookSilent', 'CustomerioWebhookStoreErrors', 'CustomerioWebhookStreamStalled'
   ])
 })
 

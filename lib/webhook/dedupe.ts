@@ -2,6 +2,10 @@
 export const CLAIM_RESULTS = ['new', 'busy', 'done'] as const
 export type ClaimResult = (typeof CLAIM_RESULTS)[number]
 
+/** The store's methods, as the `call` label of `cio_webhook_store_errors_total`. */
+export const STORE_OPERATIONS = ['claim', 'confirm', 'release'] as const
+export type StoreOperation = (typeof STORE_OPERATIONS)[number]
+
 /**
  * Where the webhook route keeps the `event_id`s it has handled, so that Customer.io's
  * retries (which may reach any instance) run `onEvent` once. A claim, not a has/add pair:

@@ -20,7 +20,11 @@ export interface InboxMode {
   close: () => Promise<void>
 }
 
-type InboxDeps = Pick<DirectDeps, 'onEvent' | 'record' | 'handlerFailed' | 'tracing' | 'secrets'> & { readonly log: FastifyBaseLogger }
+type InboxDeps = Pick<DirectDeps, 'onEvent' | 'record' | 'handlerFailed' | 'tracing' | 'secrets'> & {
+  readonly log: FastifyBaseLogger
+  /** The route's answer budget: no Redis command of the route's may take longer. */
+  readonly commandTimeoutMs: number
+}
 
 /**
  * Inbox mode: the route stores each event as a BullMQ job and answers at once; a worker (in
@@ -28,8 +32,8 @@ type InboxDeps = Pick<DirectDeps, 'onEvent' | 'record' | 'handlerFailed' | 'trac
  * counted once, when its job completes.
  */
 export async function openInbox (settings: InboxSettings, deps: InboxDeps): Promise<InboxMode> {
-  const { record, log } = deps
-  const { connection, queueName, attempts, backoffMs, worker, concurrency, lockDurationMs, stalledIntervalMs } = settings
+  const { record, log, commandTimeoutMs } = deps
+  const { connection, queueName, attempts, backoffMs, worker, concurrency, lockDurationMs, stalledIntervalMs, closeTimeoutMs } = settings
   const handle = eventHandler(deps)
   // No request in the worker: the event may be handled long after it was received.
   const process = ({ event, labels, event_id: eventId }: InboxEntry) => handle({ event, labels, eventId }, undefined)
@@ -38,6 +42,8 @@ export async function openInbox (settings: InboxSettings, deps: InboxDeps): Prom
     ...(queueName === undefined ? {} : { queueName }),
     attempts,
     backoffMs,
+    closeTimeoutMs,
+    commandTimeoutMs,
     log,
     ...(worker
       ? {

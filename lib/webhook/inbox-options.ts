@@ -25,7 +25,7 @@ export interface InboxJob {
  * options its role needs, and closes those.
  */
 export interface InboxRedisTemplate {
-  duplicate: (override: { enableOfflineQueue?: boolean, maxRetriesPerRequest?: number | null }) => { disconnect: () => void }
+  duplicate: (override: { enableOfflineQueue?: boolean, maxRetriesPerRequest?: number | null, commandTimeout?: number }) => { disconnect: () => void }
 }
 
 /**
@@ -46,6 +46,11 @@ export interface InboxBaseOptions {
   queueName?: string
   /** Default `console`. */
   log?: InboxLog
+  /**
+   * How long closing may wait for active jobs and for Redis; past it the connections are cut,
+   * so a hung Redis never holds a shutdown. Default 5 000.
+   */
+  closeTimeoutMs?: number
 }
 
 export const DEFAULT_QUEUE_NAME = 'customerio-webhooks'
@@ -55,6 +60,8 @@ export interface InboxProducerOptions extends InboxBaseOptions {
   attempts?: number
   /** The first retry's delay, doubled for each later one (1, 2, 4, 8 s by default). Default 1 000. */
   backoffMs?: number
+  /** How long one Redis command of `add` or `counts` may take before it fails, as while Redis hangs. Default 3 000. */
+  commandTimeoutMs?: number
 }
 
 export interface InboxWorkerOptions<E extends InboxEvent = InboxEvent> extends InboxBaseOptions {

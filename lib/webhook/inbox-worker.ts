@@ -28,18 +28,19 @@ export class InboxWorker {
     positiveInteger(concurrency, 'concurrency')
     positiveInteger(lockDurationMs, 'lockDurationMs')
     positiveInteger(stalledIntervalMs, 'stalledIntervalMs')
+    if (options.closeTimeoutMs !== undefined) positiveInteger(options.closeTimeoutMs, 'closeTimeoutMs', 0)
     return async () => {
       // Loaded only now: an app that never opens an inbox needs no BullMQ.
       const { Worker } = await import('bullmq')
-      const resources = new InboxResources(options.connection, options.log ?? console)
+      const resources = new InboxResources(options.connection, options.log ?? console, { closeTimeoutMs: options.closeTimeoutMs })
       try {
         const connection = await resources.connect('worker')
         const worker = new Worker<E>(options.queueName ?? DEFAULT_QUEUE_NAME, async (job) => { await handle(job.data, job) }, {
           connection, concurrency, lockDuration: lockDurationMs, stalledInterval: stalledIntervalMs
         })
         // The active jobs may finish first, unless Redis is gone or goes while they do: they could
-        // never report back then, and are left to the stalled check of the next worker. Closing
-        // itself never waits on Redis (a graceful close would, for ever, if it went away meanwhile).
+        // never report back then, and are left to the stalled check of the next worker. A Redis
+        // that hangs instead is cut off at the close bound (InboxResources.close).
         resources.onClose(async () => {
           if (connection.status === 'ready') await Promise.race([worker.pause(), once(connection, 'close')])
           await worker.close(true)
@@ -62,7 +63,7 @@ export class InboxWorker {
     }
   }
 
-  /** Lets the active jobs finish (unless Redis is down), then closes the worker and its connections. */
+  /** Lets the active jobs finish (unless Redis is down), then closes the worker and its connections, within `closeTimeoutMs`. */
   close (): Promise<void> {
     return this.#resources.close()
   }

@@ -47,12 +47,14 @@ export class WebhookInbox<E extends InboxEvent = InboxEvent> {
 
   /** Resolves once Redis answered: while Redis is unreachable it waits (the app's start-up then times out). */
   static async open<E extends InboxEvent = InboxEvent> (options: InboxOptions<E>): Promise<WebhookInbox<E>> {
-    const { attempts = 5, backoffMs = 1_000 } = options
+    const { attempts = 5, backoffMs = 1_000, closeTimeoutMs, commandTimeoutMs } = options
     positiveInteger(attempts, 'attempts')
     positiveInteger(backoffMs, 'backoffMs', 0)
+    if (closeTimeoutMs !== undefined) positiveInteger(closeTimeoutMs, 'closeTimeoutMs', 0)
+    if (commandTimeoutMs !== undefined) positiveInteger(commandTimeoutMs, 'commandTimeoutMs')
     const startWorker = options.worker === false ? undefined : InboxWorker.prepare(options)
     const { Queue } = await import('bullmq')
-    const resources = new InboxResources(options.connection, options.log ?? console)
+    const resources = new InboxResources(options.connection, options.log ?? console, { closeTimeoutMs, commandTimeoutMs })
     try {
       const producer = await resources.connect('producer')
       const queue = new Queue<InboxEvent>(options.queueName ?? DEFAULT_QUEUE_NAME, {
@@ -98,7 +100,7 @@ export class WebhookInbox<E extends InboxEvent = InboxEvent> {
     return { waiting, active, delayed, failed }
   }
 
-  /** Closes the worker first (its active jobs finish, unless Redis is down), then the queue, then the connections. */
+  /** Closes the worker first (its active jobs finish, unless Redis is down), then the queue, then the connections, within `closeTimeoutMs`. */
   close (): Promise<void> {
     return this.#resources.close()
   }

@@ -1,5 +1,6 @@
 import type { Counter, Gauge, Histogram } from '@prometheus-io/client'
 import type { MetricFactory } from '../metrics.ts'
+import { STORE_OPERATIONS } from './dedupe.ts'
 import { METRICS_BY_OBJECT_TYPE, OBJECT_TYPES } from './events.ts'
 import { VERIFY_FAILURES } from './verify.ts'
 
@@ -14,6 +15,7 @@ export interface WebhookMetrics {
   readonly rejected: Counter<'reason'>
   readonly duplicates: Counter<string>
   readonly handlerErrors: Counter<string>
+  readonly storeErrors: Counter<'call'>
   readonly lag: Histogram<'object_type'>
   readonly lastReceived: Gauge<string>
   readonly bounced: Counter<string>
@@ -27,6 +29,7 @@ export function createWebhookMetrics ({ counter, gauge, histogram }: MetricFacto
     rejected: counter('cio_webhook_rejected_total', 'Webhook requests refused, by reason.', ['reason']),
     duplicates: counter('cio_webhook_duplicates_total', 'Webhook events received again (same event_id) and not handed on.'),
     handlerErrors: counter('cio_webhook_handler_errors_total', 'Runs of onEvent that failed (answered 503, or retried by the inbox).'),
+    storeErrors: counter('cio_webhook_store_errors_total', 'Dedupe store calls that failed or did not answer in time, by store call.', ['call']),
     bounced: counter('cio_email_bounced_total', 'Emails reported bounced by webhook.'),
     complained: counter('cio_email_complained_total', 'Emails reported as spam by webhook (metric "spammed").'),
     lag: histogram('cio_webhook_lag_seconds', 'Time from an event happening (its timestamp) to its webhook arriving.', ['object_type'], LAG_BUCKETS),
@@ -34,6 +37,7 @@ export function createWebhookMetrics ({ counter, gauge, histogram }: MetricFacto
   }
   for (const type of OBJECT_TYPES) for (const metric of METRICS_BY_OBJECT_TYPE[type]) metrics.received.inc({ object_type: type, metric }, 0)
   for (const reason of REJECT_REASONS) metrics.rejected.inc({ reason }, 0)
+  for (const operation of STORE_OPERATIONS) metrics.storeErrors.inc({ call: operation }, 0)
   return metrics
 }
 

@@ -23,6 +23,8 @@ export interface CioWebhookInboxOptions {
   lockDurationMs?: number
   /** How often workers look for jobs whose worker died. Default 30 000. */
   stalledIntervalMs?: number
+  /** How long closing the app may wait for the worker's active jobs and for Redis; past it the inbox's connections are cut. Default 5 000. */
+  closeTimeoutMs?: number
 }
 
 export interface CioWebhookOptions {
@@ -83,7 +85,8 @@ const INBOX_RULES = {
   attempts: integer(5, 1, 1_000),
   backoffMs: integer(1_000, 0, 3_600_000),
   lockDurationMs: integer(30_000, 100, 3_600_000),
-  stalledIntervalMs: integer(30_000, 100, 3_600_000)
+  stalledIntervalMs: integer(30_000, 100, 3_600_000),
+  closeTimeoutMs: integer(5_000, 0, 600_000)
 } satisfies Rules<CioWebhookInboxOptions>
 
 export type InboxSettings = Settings<typeof INBOX_RULES> & { readonly connection: InboxConnection }

@@ -34,17 +34,20 @@ return 0`
 
 /**
  * The {@link DedupeStore} shared by every instance that uses the same Redis: each id is one key,
- * `busy:<holder>` with the lease as its TTL while claimed, then `done` for `doneTtlMs`.
- * The client is the app's and stays the app's to configure and close. Its options decide how
- * fast a call fails while Redis is unreachable: with `enableOfflineQueue: false` at once, with
- * ioredis' defaults only after `maxRetriesPerRequest` reconnection attempts.
+ * holding the claim's own token with the lease as its TTL while claimed, then `done` for
+ * `doneTtlMs`. The client is the app's and stays the app's to configure and close. Its options
+ * decide how fast a call fails while Redis is unreachable or hangs: give it
+ * `enableOfflineQueue: false`, `maxRetriesPerRequest: 0` and a `commandTimeout` below the
+ * route's `answerWithinMs`.
  */
 export class RedisDedupeStore implements DedupeStore {
   readonly #redis: RedisDedupeClient
   readonly #prefix: string
   readonly #doneTtlMs: number
-  // Marks the claims this store took, so release() can tell them from another instance's.
-  readonly #holder = `busy:${randomUUID()}`
+  readonly #holder = `busy:${randomUUID()}:`
+  #claimed = 0
+  /** The token of each claim this store holds, so release() ends that claim and no other. */
+  readonly #tokens = new Map<string, string>()
 
   constructor (redis: RedisDedupeClient, { prefix = 'cio:webhook:', doneTtlMs = DEFAULT_DONE_TTL_MS }: RedisDedupeOptions = {}) {
     if (!Number.isInteger(doneTtlMs) || doneTtlMs < 1) throw new RangeError('RedisDedupeStore doneTtlMs must be a positive integer')
@@ -54,14 +57,28 @@ export class RedisDedupeStore implements DedupeStore {
   }
 
   async claim (id: string, leaseMs: number): Promise<ClaimResult> {
-    return await this.#redis.eval(CLAIM, 1, this.#prefix + id, this.#holder, leaseMs) as ClaimResult
+    const token = this.#holder + String(++this.#claimed)
+    try {
+      const found = await this.#redis.eval(CLAIM, 1, this.#prefix + id, token, leaseMs) as ClaimResult
+      if (found === 'new') this.#tokens.set(id, token)
+      return found
+    } catch (err) {
+      // A command that timed out may still run once a hung Redis wakes: take back what it would
+      // have claimed, so copies are not held for the lease by a claim nobody holds.
+      this.#redis.eval(RELEASE, 1, this.#prefix + id, token).catch(() => {})
+      throw err
+    }
   }
 
   async confirm (id: string): Promise<void> {
     await this.#redis.set(this.#prefix + id, 'done', 'PX', this.#doneTtlMs)
+    this.#tokens.delete(id)
   }
 
   async release (id: string): Promise<void> {
-    await this.#redis.eval(RELEASE, 1, this.#prefix + id, this.#holder)
+    const token = this.#tokens.get(id)
+    if (token === undefined) return
+    this.#tokens.delete(id)
+    await this.#redis.eval(RELEASE, 1, this.#prefix + id, token)
   }
 }

@@ -4,7 +4,9 @@ import type { FastifyBaseLogger, FastifyError, FastifyInstance, FastifyReply } f
 import { CioWebhookHandlerError, CioWebhookMalformedError, CioWebhookRetryLaterError, CioWebhookTooLargeError, CioWebhookUnsupportedMediaTypeError } from '../errors.ts'
 import type { MetricFactory } from '../metrics.ts'
 import { sanitizeString } from '../redact.ts'
+import { LATE, within } from '../timers.ts'
 import type { Tracing } from '../tracing.ts'
+import type { StoreOperation } from './dedupe.ts'
 import { createDirectHandler, type DirectOutcome } from './direct.ts'
 import { parseEvent, type ReadEvent } from './events.ts'
 import { openInbox } from './inbox-mode.ts'
@@ -48,7 +50,8 @@ function answer (reply: FastifyReply, error: Error): FastifyReply {
 const ANSWERS: Readonly<Record<Exclude<DirectOutcome, 'handled' | 'duplicate'>, () => Error>> = {
   failed: () => new CioWebhookHandlerError(),
   pending: () => new CioWebhookRetryLaterError(),
-  unavailable: () => new CioWebhookRetryLaterError()
+  unavailable: () => new CioWebhookRetryLaterError(),
+  unconfirmed: () => new CioWebhookRetryLaterError()
 }
 
 const ERROR_SCHEMA = {
@@ -66,20 +69,17 @@ const BODY_ERRORS: Readonly<Record<string, RejectReason>> = {
  * The reporting-webhook route, in an encapsulated context whose only parser keeps the raw
  * JSON bytes (the signature covers them), so the app's own parsers are untouched.
  */
-export async function registerWebhookRoute (fastify: FastifyInstance, deps: WebhookDeps): Promise<void> {
+export async function registerWebhookRoute (fastify: FastifyInstance, deps: WebhookDeps): Promise<{ close: () => Promise<void> }> {
   const { options, metrics, factory, emailSent, tracing, log, secrets } = deps
   const verify = createWebhookVerifier(options.signingKeys, options.toleranceSeconds)
   const record = recorder(metrics, emailSent)
   const handlerFailed = () => { metrics.handlerErrors.inc() }
+  const storeFailed = (operation: StoreOperation) => { metrics.storeErrors.inc({ call: operation }) }
   const inbox = options.inbox === undefined
     ? undefined
-    : await openInbox(options.inbox, { onEvent: options.onEvent, record, handlerFailed, tracing, log, secrets })
-  if (inbox !== undefined) {
-    createInboxGauge(factory, () => inbox.counts())
-    // Registered after the plugin's own hook, so it runs first: the worker ends while metrics are live.
-    fastify.addHook('onClose', () => inbox.close())
-  }
-  const direct = createDirectHandler({ store: options.dedupe, onEvent: options.onEvent, answerWithinMs: options.answerWithinMs, record, handlerFailed, tracing, log, secrets })
+    : await openInbox(options.inbox, { onEvent: options.onEvent, record, handlerFailed, tracing, log, secrets, commandTimeoutMs: options.answerWithinMs })
+  if (inbox !== undefined) createInboxGauge(factory, () => inbox.counts())
+  const direct = createDirectHandler({ store: options.dedupe, onEvent: options.onEvent, answerWithinMs: options.answerWithinMs, record, handlerFailed, storeFailed, tracing, log, secrets })
 
   const refuse = (reply: FastifyReply, reason: RejectReason, error: Error = REFUSALS[reason]()) => {
     metrics.rejected.inc({ reason })
@@ -89,12 +89,17 @@ export async function registerWebhookRoute (fastify: FastifyInstance, deps: Webh
   }
 
   /** Where a verified event goes: into the inbox, or to onEvent now. */
-  const take = (read: ReadEvent, request: Parameters<typeof direct>[1], receivedAt: number): DirectOutcome | Promise<DirectOutcome> => {
-    if (inbox === undefined) return direct(read, request, receivedAt)
-    return inbox.add(read, receivedAt).then((added) => added === 'added' ? 'handled' : 'duplicate', (err: unknown) => {
+  const take = async (read: ReadEvent, request: Parameters<typeof direct>[1], receivedAt: number): Promise<DirectOutcome> => {
+    if (inbox === undefined) return await direct(read, request, receivedAt)
+    try {
+      // An event stored after the answer is safe: its next copy finds the job.
+      const added = await within(inbox.add(read, receivedAt), receivedAt + options.answerWithinMs - Date.now())
+      if (added === LATE) return 'pending'
+      return added === 'added' ? 'handled' : 'duplicate'
+    } catch (err) {
       log.error({ err }, 'customer.io webhook inbox cannot store the event')
       return 'unavailable'
-    })
+    }
   }
 
   /** The answer to a verified event, once its outcome is known. */
@@ -112,8 +117,13 @@ export async function registerWebhookRoute (fastify: FastifyInstance, deps: Webh
   await fastify.register(async (child) => {
     child.removeAllContentTypeParsers()
     child.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit: options.bodyLimit }, (_request, body, done) => done(null, body))
-    // Reached only by errors before the handler runs: the handler catches its own.
-    child.setErrorHandler((error: FastifyError, _request, reply) => refuse(reply, BODY_ERRORS[error.code] ?? 'malformed'))
+    child.setErrorHandler((error: FastifyError, request, reply) => {
+      // A body Fastify could not read is refused; anything else is this side's fault, and a
+      // 4xx would hold back Customer.io's stream for an hour.
+      if (error.code?.startsWith('FST_ERR_CTP_')) return refuse(reply, BODY_ERRORS[error.code] ?? 'malformed')
+      log.error({ err: error, reqId: request.id }, 'customer.io webhook route failed')
+      return answer(reply, new CioWebhookRetryLaterError())
+    })
 
     child.post(options.path, {
       bodyLimit: options.bodyLimit,
@@ -124,8 +134,7 @@ export async function registerWebhookRoute (fastify: FastifyInstance, deps: Webh
           '5xx': ERROR_SCHEMA
         }
       }
-    }, (request, reply) => {
-      // Not async: an event that finishes at once is answered without a promise.
+    }, async (request, reply) => {
       const receivedAt = Date.now()
       const body = request.body as Buffer | undefined
       if (body === undefined) return refuse(reply, 'unsupported_media_type')
@@ -141,8 +150,8 @@ export async function registerWebhookRoute (fastify: FastifyInstance, deps: Webh
         log.warn({ reason: 'malformed', reqId: request.id }, 'customer.io webhook body is not JSON; accepted and dropped')
         return reply.code(202).send({ ok: false })
       }
-      const outcome = take(read, request, receivedAt)
-      return typeof outcome === 'string' ? respond(read, reply, outcome) : outcome.then((settled) => respond(read, reply, settled))
+      return respond(read, reply, await take(read, request, receivedAt))
     })
   })
+  return { close: async () => { await inbox?.close() } }
 }
