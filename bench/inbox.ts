@@ -5,7 +5,7 @@
  */
 import { Redis } from 'ioredis'
 import { parseEvent } from '../lib/webhook/events.ts'
-import { WebhookInbox } from '../lib/webhook/inbox.ts'
+import { WebhookInbox } from '../lib/webhook/inbox/inbox.ts'
 import { alternate, median, medianDifference, medianRatio, ROUNDS, rotate, row, timed, type Row } from './harness.ts'
 import { benchRedis } from './redis.ts'
 import { ALL_CORES, HAS_PROC, LOAD_CORES, pin, processCpuMicros, saturate, SECONDS, server, signedRequests, WEBHOOK, type Sample } from './servers.ts'

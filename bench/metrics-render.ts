@@ -1,9 +1,9 @@
 /** Rendering /metrics with the plugin's whole series budget populated. */
 import Fastify from 'fastify'
 import cioObservability from '../lib/index.ts'
-import { ERROR_TYPES } from '../lib/classify.ts'
-import { ERROR_LABEL_SETS, HISTOGRAM_LABEL_SETS } from '../lib/metrics.ts'
-import { operations } from '../lib/operations.ts'
+import { ERROR_TYPES } from '../lib/labels.ts'
+import { ERROR_LABEL_SETS, HISTOGRAM_LABEL_SETS } from '../lib/monitoring/metrics.ts'
+import { operations } from '../lib/client/operations.ts'
 import { METRICS, OBJECT_TYPES } from '../lib/webhook/events.ts'
 import { alternate, median, row, timed, type Row } from './harness.ts'
 

@@ -24,12 +24,12 @@ const MODULES = `${ROOT}node_modules/`
 
 /** Parts of the work, by the frame's file (and, for the few native ones, its name); first match wins. */
 const PARTS: Array<[string, (name: string, url: string) => boolean]> = [
-  ['verification (verify.ts, hmac.ts: HMAC, compare)', (_n, u) => u.startsWith(LIB + 'webhook/verify.ts') || u.startsWith(LIB + 'webhook/hmac.ts')],
+  ['verification (verify.ts: createHmac, compare)', (_n, u) => u.startsWith(LIB + 'webhook/verify.ts')],
   ['parse (events.ts: toString, JSON.parse, labels)', (_n, u) => u.startsWith(LIB + 'webhook/events.ts')],
   ['recording metrics (record.ts + client)', (_n, u) => u.startsWith(LIB + 'webhook/record.ts')],
   ['claim/confirm (memory-dedupe.ts)', (_n, u) => u.startsWith(LIB + 'webhook/memory-dedupe.ts')],
   ['direct handler (direct.ts: deadline timer, promises)', (_n, u) => u.startsWith(LIB + 'webhook/direct.ts')],
-  ['inbox add (inbox*.ts, BullMQ, ioredis)', (_n, u) => u.startsWith(LIB + 'webhook/inbox') || (u.startsWith(MODULES) && /^(bullmq|ioredis|msgpackr)\//.test(u.slice(MODULES.length)))],
+  ['inbox add (inbox/, BullMQ, ioredis)', (_n, u) => u.startsWith(LIB + 'webhook/inbox/') || (u.startsWith(MODULES) && /^(bullmq|ioredis|msgpackr)\//.test(u.slice(MODULES.length)))],
   ['route handler, rest (route.ts)', (_n, u) => u.startsWith(LIB + 'webhook/route.ts')],
   ['other lib', (_n, u) => u.startsWith(LIB)],
   ['fastify-metrics route timing (+ client)', (_n, u) => u.includes('node_modules/fastify-metrics/')],

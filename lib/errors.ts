@@ -1,6 +1,5 @@
 import createError from '@fastify/error'
-import type { ErrorType } from './classify.ts'
-import type { Api } from './operations.ts'
+import type { Api, ErrorType } from './labels.ts'
 
 // Messages name the option, variable or operation at fault, never a value: values may be secrets.
 
@@ -68,24 +67,7 @@ export class CioApiError extends ApiError {
   }
 }
 
-/**
- * A `fastify.cio` call the SDK refused before sending it (a missing or wrong argument); `cause`
- * is the SDK's error. Its stack is its message over the frames of `cause`, made a moment earlier
- * in the same synchronous call, formatted when read: capturing a second stack of the same
- * frames cost about 5 µs per refused call, most of the plugin's own cost of one (`npm run bench
- * -- calls`, the bookkeeping row).
- */
+/** A `fastify.cio` call the SDK refused before sending it (a missing or wrong argument); `cause` is the SDK's error. */
 export const CioInvalidArgumentError = createError<'FST_CIO_INVALID_ARGUMENT', 500, [string, string, { cause: unknown }]>(
-  'FST_CIO_INVALID_ARGUMENT', 'Invalid argument to Customer.io %s: %s', 500, TypeError, false
+  'FST_CIO_INVALID_ARGUMENT', 'Invalid argument to Customer.io %s: %s', 500, TypeError
 )
-Object.defineProperty(CioInvalidArgumentError.prototype, 'stack', {
-  // Built on every read and kept nowhere: a read on the prototype itself (util.inspect of it)
-  // or on a frozen error must not change what other errors show.
-  get (this: Error) {
-    const frames = (this.cause as { stack?: unknown } | undefined)?.stack
-    const first = typeof frames === 'string' ? frames.indexOf('\n    at ') : -1
-    return `${this.name}: ${this.message}${first < 0 ? '' : (frames as string).slice(first)}`
-  },
-  set (this: Error, stack: string) { Object.defineProperty(this, 'stack', { value: stack, writable: true, configurable: true }) },
-  configurable: true
-})

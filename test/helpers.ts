@@ -89,9 +89,14 @@ export function series (name: string, labels: Record<string, string> = {}): stri
   return parts.length === 0 ? name : `${name}{${parts.join(',')}}`
 }
 
-/** Value of one series, 0 when absent. */
-export async function value (app: FastifyInstance, name: string, labels: Record<string, string> = {}): Promise<number> {
-  return (await scrape(app)).get(series(name, labels)) ?? 0
+/**
+ * Value of one series, read back from the metrics route. A missing series is an error, never
+ * 0, so a renamed metric or label fails the test instead of passing an `=== 0` check.
+ */
+export async function metric (app: FastifyInstance, name: string, labels: Record<string, string> = {}, url = '/metrics'): Promise<number> {
+  const found = (await scrape(app, url)).get(series(name, labels))
+  if (found === undefined) throw new Error(`no series ${series(name, labels)} on ${url}`)
+  return found
 }
 
 /** The rejection reason of a promise that must reject (fails the test through `undefined` otherwise). */

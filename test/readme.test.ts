@@ -1,6 +1,6 @@
 import t from 'tap'
 import { readFileSync } from 'node:fs'
-import { METRICS_DEFAULTS } from '../lib/exposition.ts'
+import { METRICS_DEFAULTS } from '../lib/monitoring/exposition.ts'
 import { QUEUE_DEFAULTS } from '../lib/queue/options.ts'
 import { INBOX_DEFAULTS, WEBHOOK_DEFAULTS } from '../lib/webhook/options.ts'
 import { readmeTable, readResults, renderTable } from '../bench/results.ts'

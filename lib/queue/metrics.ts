@@ -1,5 +1,5 @@
 import type { Counter, Gauge } from '@prometheus-io/client'
-import type { MetricFactory } from '../metrics.ts'
+import type { MetricFactory } from '../monitoring/metrics.ts'
 import { DROP_REASONS } from './options.ts'
 
 export interface QueueMetrics {

@@ -1,4 +1,4 @@
-import { classify } from '../classify.ts'
+import { classify } from '../client/classify.ts'
 
 /** Statuses with which Customer.io refuses a batch for its content, and a batch the SDK refused: sending it again cannot help. */
 const REFUSED = new Set(['400', '413', '422', 'invalid_argument'])

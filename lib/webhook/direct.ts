@@ -1,8 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
-import { sanitizeString } from '../redact.ts'
+import { sanitizeString } from '../monitoring/redact.ts'
 import { LATE, within } from '../timers.ts'
-import type { Tracing } from '../tracing.ts'
+import type { Tracing } from '../monitoring/tracing.ts'
 import type { DedupeStore, StoreOperation } from './dedupe.ts'
 import type { CioWebhookEvent, ReadEvent } from './events.ts'
 

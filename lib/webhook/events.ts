@@ -1,4 +1,5 @@
 import { CioWebhookMalformedError } from '../errors.ts'
+import type { EmailType } from '../labels.ts'
 import { isObject } from '../validation.ts'
 
 /**
@@ -26,8 +27,6 @@ export const METRICS_BY_OBJECT_TYPE = {
 export type ObjectType = keyof typeof METRICS_BY_OBJECT_TYPE
 export const OBJECT_TYPES = Object.keys(METRICS_BY_OBJECT_TYPE) as ObjectType[]
 export const METRICS: readonly string[] = [...new Set(Object.values(METRICS_BY_OBJECT_TYPE).flat())]
-export const EMAIL_TYPES = ['transactional', 'campaign', 'broadcast', 'newsletter', 'unknown'] as const
-export type EmailType = (typeof EMAIL_TYPES)[number]
 
 /** Who the event is about; present on every event. Personal data: never logged or labelled. */
 export interface Identifiers {

@@ -1,5 +1,5 @@
 import type { Counter, Gauge, Histogram } from '@prometheus-io/client'
-import type { MetricFactory } from '../metrics.ts'
+import type { MetricFactory } from '../monitoring/metrics.ts'
 import { STORE_OPERATIONS } from './dedupe.ts'
 import { METRICS_BY_OBJECT_TYPE, OBJECT_TYPES } from './events.ts'
 import { VERIFY_FAILURES } from './verify.ts'

@@ -2,7 +2,7 @@ import type { FastifyRequest } from 'fastify'
 import { boolean, callback, custom, defaultsOf, integer, invalid, isObject, path, resolveSection, string, type Rules, type Settings } from '../validation.ts'
 import { CLAIM_RESULTS, type DedupeStore } from './dedupe.ts'
 import type { CioWebhookEvent } from './events.ts'
-import type { InboxConnection } from './inbox-options.ts'
+import type { InboxConnection } from './inbox/options.ts'
 import { MemoryDedupeStore } from './memory-dedupe.ts'
 
 /** Inbox mode: events are stored in BullMQ on Redis and handled by a worker, not in the request. */

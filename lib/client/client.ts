@@ -1,0 +1,127 @@
+import { performance } from 'node:perf_hooks'
+import type { FastifyBaseLogger } from 'fastify'
+import type { AttemptObserver, CallScope } from './attempts.ts'
+import { rejectionFor } from './call-error.ts'
+import { classify } from './classify.ts'
+import type { Api, ErrorType, Outcome } from '../labels.ts'
+import { CioNotConfiguredError } from '../errors.ts'
+import { withEventId } from './event-id.ts'
+import { CREDENTIALS } from '../options.ts'
+import { ERROR_LABEL_SETS, HISTOGRAM_LABEL_SETS, LabelBudget, type MetricsHandle } from '../monitoring/metrics.ts'
+import { operations, type CioMethods, type Operation, type OperationName } from './operations.ts'
+import type { Server, Tracing } from '../monitoring/tracing.ts'
+
+/** The SDK clients behind `fastify.cio`; one is absent when its credentials are. */
+export interface SdkClients {
+  readonly track?: object
+  readonly app?: object
+}
+
+export interface ClientDeps {
+  readonly sdk: SdkClients
+  readonly servers: Readonly<Record<Api, Server>>
+  readonly metrics: MetricsHandle
+  readonly observer: AttemptObserver
+  readonly tracing: Tracing | undefined
+  readonly log: FastifyBaseLogger
+  /** Values masked wherever they appear in an error (API and signing keys). */
+  readonly secrets: readonly string[]
+}
+
+/** Every SDK method, promise-returning; see {@link CioMethods}. */
+export type CioClient = CioMethods
+
+type Sdk = Record<string, (...a: unknown[]) => Promise<unknown>>
+
+/** Calls that record an event get an idempotency `id`, so the SDK's retries never record it twice. */
+const EVENT_CALLS: Partial<Record<OperationName, (sdk: Sdk, args: unknown[]) => Promise<unknown>>> = {
+  track: (sdk, [id, data, ...rest]) => sdk.track(id, withEventId(data), ...rest),
+  trackAnonymous: (sdk, [id, data, ...rest]) => sdk.trackAnonymous(id, withEventId(data), ...rest),
+  // The SDK's trackPageView takes no id: the same page event goes through track(), which does.
+  // A bad path still reaches trackPageView, so the caller gets the SDK's own error for it.
+  trackPageView: (sdk, [id, path]) => typeof path === 'string' && path !== ''
+    ? sdk.track(id, withEventId({ type: 'page', name: path }))
+    : sdk.trackPageView(id, path)
+}
+
+/** SDK calls that send exactly one email when they succeed. */
+const API_EMAILS: Partial<Record<OperationName, 'transactional'>> = { sendEmail: 'transactional' }
+
+function deliveryIdOf (result: unknown): string | undefined {
+  const id = (result as { delivery_id?: unknown } | null)?.delivery_id
+  return typeof id === 'string' ? id : undefined
+}
+
+/**
+ * Builds `fastify.cio`: one function per SDK method, all through {@link instrument}, which
+ * times the call, counts it, classifies its failure, traces it and logs it. The caller gets
+ * the SDK's own result, or the SDK's own error object, unchanged.
+ */
+export function createClient (deps: ClientDeps): CioClient {
+  const { sdk, servers, metrics, observer, tracing, log, secrets } = deps
+  const histogramBudget = new LabelBudget(HISTOGRAM_LABEL_SETS)
+  const errorBudget = new LabelBudget(ERROR_LABEL_SETS)
+
+  function finish (scope: CallScope, start: number, errorType: ErrorType | undefined, result: unknown, error?: unknown): void {
+    const { op } = scope
+    const seconds = (performance.now() - start) / 1000
+    const outcome: Outcome = errorType === undefined ? 'success' : 'error'
+    metrics.inFlight.dec({ api: op.api })
+    metrics.requests.inc({ api: op.api, operation: op.label })
+    metrics.duration.observe({
+      labels: { api: op.api, operation: histogramBudget.admit(`${op.label}:${outcome}`, op.label), outcome },
+      value: seconds,
+      exemplarLabels: scope.span === undefined ? undefined : tracing?.exemplar(scope.span)
+    })
+    const fields = { api: op.api, operation: op.label, status: scope.statusCode, attempts: scope.attempts, duration_seconds: seconds }
+    if (errorType === undefined) {
+      const emailType = API_EMAILS[op.name]
+      if (emailType !== undefined) metrics.emailSent.inc({ source: 'api', type: emailType })
+      log.debug(fields, 'customer.io call succeeded')
+    } else {
+      metrics.errors.inc({ api: op.api, operation: errorBudget.admit(`${op.label}:${errorType}`, op.label), error_type: errorType })
+      log.warn({ ...fields, error_type: errorType, err: error }, 'customer.io call failed')
+    }
+    if (scope.span !== undefined) {
+      tracing?.endCall(scope.span, { errorType, statusCode: scope.statusCode, deliveryId: deliveryIdOf(result), error })
+    }
+  }
+
+  /** Records a failed call and returns what the caller's promise rejects with. */
+  function fail (scope: CallScope, start: number, errorType: ErrorType, err: unknown): unknown {
+    const rejection = rejectionFor(err, scope.op, errorType, scope.statusCode, secrets)
+    finish(scope, start, errorType, undefined, err)
+    return rejection
+  }
+
+  function instrument (op: Operation, args: unknown[]): Promise<unknown> {
+    const start = performance.now()
+    const target = sdk[op.api] as Sdk | undefined
+    const server = servers[op.api]
+    const span = tracing?.startCall(op, server)
+    const scope: CallScope = { op, server, span, attempts: 0, statusCode: undefined }
+    metrics.inFlight.inc({ api: op.api })
+    let pending: Promise<unknown>
+    try {
+      if (target === undefined) throw new CioNotConfiguredError(op.api === 'track' ? 'Track' : 'App', CREDENTIALS[op.api])
+      const eventCall = EVENT_CALLS[op.name]
+      const call = eventCall === undefined ? () => target[op.name](...args) : () => eventCall(target, args)
+      pending = observer.run(scope, span === undefined ? call : () => span.run(call))
+    } catch (err) {
+      // The SDK validates arguments synchronously, before any promise exists.
+      return Promise.reject(fail(scope, start, err instanceof CioNotConfiguredError ? 'not_configured' : 'invalid_argument', err))
+    }
+    return pending.then(
+      (result) => { finish(scope, start, undefined, result); return result },
+      (err: unknown) => { throw fail(scope, start, classify(err), err) }
+    )
+  }
+
+  const client: Record<string, (...args: unknown[]) => Promise<unknown>> = {}
+  // Every (api, operation) exists from the start, so rates and ratios never see a missing series.
+  for (const op of operations) {
+    metrics.requests.inc({ api: op.api, operation: op.label }, 0)
+    client[op.name] = (...args: unknown[]) => instrument(op, args)
+  }
+  return client as unknown as CioClient
+}

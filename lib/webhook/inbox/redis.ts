@@ -1,0 +1,102 @@
+import type { Redis } from 'ioredis'
+import { LATE, within } from '../../timers.ts'
+import type { InboxConnection, InboxLog, InboxRedisTemplate } from './options.ts'
+
+/**
+ * What each role's connection needs on top of the app's settings.
+ * - producer (`add`, `counts`): a command fails at once while Redis is unreachable, with no
+ *   offline queue and no retry of a command in flight when the connection dropped, and fails
+ *   after `commandTimeout` while Redis hangs. The route then answers 503 and Customer.io keeps
+ *   the event, instead of holding the request until Redis returns. A lost reply is safe: the
+ *   event's next copy finds its job.
+ * - worker: BullMQ requires `maxRetriesPerRequest: null`, so that its blocking commands wait
+ *   for Redis to return instead of failing.
+ */
+function roleOptions (role: InboxRole, commandTimeoutMs: number) {
+  // A connection cut at the close bound is destroyed soon after, even if a hung Redis never
+  // answers the goodbye: ioredis' default would keep the process alive two seconds more.
+  return role === 'producer'
+    ? { enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout: commandTimeoutMs, disconnectTimeout: AFTER_CUT_MS }
+    : { maxRetriesPerRequest: null, disconnectTimeout: AFTER_CUT_MS }
+}
+
+export type InboxRole = 'producer' | 'worker'
+
+/** Past the close bound, the connections are cut; what was waiting on them then has this long to end. */
+const AFTER_CUT_MS = 500
+
+/**
+ * The Redis side of one inbox part: the connections it opened and the BullMQ objects over them,
+ * closed in the reverse order of opening, and how their errors are logged.
+ */
+export class InboxResources {
+  readonly #connection: InboxConnection
+  readonly #log: InboxLog
+  readonly #closeTimeoutMs: number
+  readonly #commandTimeoutMs: number
+  readonly #closers: Array<() => unknown> = []
+  readonly #connections: Redis[] = []
+  #cutNow: () => void = () => {}
+  readonly #cut = new Promise<void>((resolve) => { this.#cutNow = resolve })
+  #lastError: string | undefined
+
+  constructor (connection: InboxConnection, log: InboxLog, { closeTimeoutMs = 5_000, commandTimeoutMs = 3_000 } = {}) {
+    this.#connection = connection
+    this.#log = log
+    this.#closeTimeoutMs = closeTimeoutMs
+    this.#commandTimeoutMs = commandTimeoutMs
+  }
+
+  /** A connection of its own for `role`, disconnected by {@link close}. */
+  async connect (role: InboxRole): Promise<Redis> {
+    const template = this.#connection as Partial<InboxRedisTemplate>
+    let redis: Redis
+    const options = roleOptions(role, this.#commandTimeoutMs)
+    if (typeof template.duplicate === 'function') {
+      redis = template.duplicate(options) as Redis
+    } else {
+      // Loaded only now: an app that never opens an inbox needs no ioredis.
+      const { Redis } = await import('ioredis')
+      redis = typeof this.#connection === 'string' ? new Redis(this.#connection, options) : new Redis({ ...this.#connection, ...options })
+    }
+    this.#connections.push(redis)
+    // Connected again: the next error starts a new outage, worth a line of its own.
+    redis.on('ready', () => { this.#lastError = undefined })
+    this.onClose(() => redis.disconnect())
+    return redis
+  }
+
+  /** Resolves when closing passed its bound: whatever a closer still waits for will not come. */
+  get cut (): Promise<void> {
+    return this.#cut
+  }
+
+  /** Runs `closer` at {@link close}, before everything registered earlier. */
+  onClose (closer: () => unknown): void {
+    this.#closers.push(closer)
+  }
+
+  /** Logs an error BullMQ reports. An outage repeats one error per reconnection attempt, so a repeat is logged once. */
+  readonly report = (err: Error): void => {
+    if (err.message === this.#lastError) return
+    this.#lastError = err.message
+    this.#log.error({ err }, 'customer.io webhook inbox error')
+  }
+
+  /**
+   * Runs the closers, newest first, within the close bound. Past it (Redis hangs, or a job
+   * does not end) every connection is cut, which fails whatever still waits on Redis, so the
+   * closers end soon after; a job cut off this way is left to the stalled check of the next
+   * worker.
+   */
+  async close (): Promise<void> {
+    const closing = (async () => {
+      for (let closer = this.#closers.pop(); closer !== undefined; closer = this.#closers.pop()) await closer()
+    })()
+    if (await within(closing, this.#closeTimeoutMs) !== LATE) return
+    this.#log.error({ err: new Error(`closing took over ${this.#closeTimeoutMs} ms`) }, 'customer.io webhook inbox closed by cutting its Redis connections')
+    this.#cutNow()
+    for (const redis of this.#connections) redis.disconnect()
+    await within(closing.catch(() => {}), AFTER_CUT_MS)
+  }
+}

@@ -1,0 +1,61 @@
+import t from 'tap'
+import { APIClient, TrackClient } from 'customerio-node'
+import { operations, snakeCase } from '../../lib/client/operations.ts'
+import { HISTOGRAM_LABEL_SETS } from '../../lib/monitoring/metrics.ts'
+import { argsFor } from '../fixtures/sdk-args.ts'
+import { buildApp, scrape, series, simOptions, startSimulator } from '../helpers.ts'
+
+// `resourceBase` is declared private in the SDK's types: a URL helper, not an API call.
+const publicMethods = (proto: object) => Object.getOwnPropertyNames(proto).filter((n) => n !== 'constructor' && n !== 'resourceBase').sort()
+
+t.test('the table lists every public TrackClient and APIClient method of the installed SDK', async (t) => {
+  t.same(operations.filter((o) => o.api === 'track').map((o) => o.name).sort(), publicMethods(TrackClient.prototype))
+  t.same(operations.filter((o) => o.api === 'app').map((o) => o.name).sort(), publicMethods(APIClient.prototype))
+  const labels = operations.map((o) => o.label)
+  t.equal(new Set(labels).size, labels.length, 'labels are unique')
+  for (const label of labels) t.match(label, /^[a-z][a-z0-9_]*$/)
+})
+
+t.test('snake_case labels', async (t) => {
+  t.equal(snakeCase('trackAnonymous'), 'track_anonymous')
+  t.equal(snakeCase('sendSMS'), 'send_sms')
+  t.equal(snakeCase('getIpAddresses'), 'get_ip_addresses')
+  t.equal(snakeCase('identify'), 'identify')
+})
+
+t.test('every operation succeeds through fastify.cio over HTTP and is counted', async (t) => {
+  const sim = await startSimulator(t)
+  const { app } = await buildApp(t, simOptions(sim))
+  const cio = app.cio as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>
+  for (const op of operations) {
+    const before = sim.requests.length
+    await cio[op.name]!(...argsFor(op.name))
+    const request = sim.requests[before]!
+    t.equal(request.method, op.method, `${op.name} verb`)
+    t.match(request.path, new RegExp(`^${op.template.replace(/\{[^}]+\}/g, '[^/]+')}$`), `${op.name} path follows ${op.template}`)
+    t.equal(request.status, 200)
+  }
+  const metrics = await scrape(app)
+  for (const op of operations) {
+    t.equal(metrics.get(series('cio_api_requests_total', { api: op.api, operation: op.label })), 1, `${op.label} counted once`)
+  }
+  let successes = 0
+  for (const [key, count] of metrics) {
+    if (key.startsWith('cio_api_request_duration_seconds_count{') && key.includes('outcome="success"')) successes += count
+  }
+  t.equal(successes, operations.length, 'one latency observation per call')
+  const ops = [...metrics.keys()].filter((k) => k.startsWith('cio_api_request_duration_seconds_count{'))
+  t.equal(ops.length, HISTOGRAM_LABEL_SETS + 1, 'latency label sets capped, the rest under _other')
+  t.ok(metrics.get(series('cio_api_request_duration_seconds_count', { api: 'app', operation: '_other', outcome: 'success' }))! > 0)
+  t.equal(metrics.get(series('cio_api_attempts_total', { api: 'track', status_code: '2xx' })), 19)
+  t.equal(metrics.get(series('cio_api_attempts_total', { api: 'app', status_code: '2xx' })), 160)
+  t.equal(metrics.get(series('cio_api_in_flight', { api: 'app' })), 0)
+})
+
+t.test('results are the SDK\'s own: a send returns its delivery id', async (t) => {
+  const sim = await startSimulator(t)
+  const { app } = await buildApp(t, simOptions(sim))
+  const result = await app.cio.sendEmail(argsFor('sendEmail')[0] as never) as { delivery_id: string, queued_at: number }
+  t.type(result.delivery_id, 'string')
+  t.type(result.queued_at, 'number')
+})
