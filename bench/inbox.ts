@@ -5,7 +5,9 @@
  */
 import { Redis } from 'ioredis'
 import { parseEvent } from '../lib/webhook/events.ts'
-import { WebhookInbox } from '../lib/webhook/inbox/inbox.ts'
+import { openInbox } from '../lib/webhook/inbox/mode.ts'
+import { INBOX_DEFAULTS } from '../lib/webhook/options.ts'
+import pino from 'pino'
 import { alternate, median, medianDifference, medianRatio, ROUNDS, rotate, row, timed, type Row } from './harness.ts'
 import { benchRedis } from './redis.ts'
 import { ALL_CORES, HAS_PROC, LOAD_CORES, pin, processCpuMicros, saturate, SECONDS, server, signedRequests, WEBHOOK, type Sample } from './servers.ts'
@@ -43,13 +45,12 @@ export async function benchInbox (): Promise<Row[]> {
     }
 
     // In-process: the inbox's add against one SET of the same entry, both at 50 in flight.
-    const inbox = await WebhookInbox.open({ connection: redis.url, queueName: 'bench-add', worker: false, log: console })
+    const inbox = await openInbox({ ...INBOX_DEFAULTS, connection: redis.url, queueName: 'bench-add', worker: false }, {
+      onEvent: undefined, record () {}, handlerFailed () {}, tracing: undefined, log: pino(), secrets: [], commandTimeoutMs: 3_000
+    })
     const plain = new Redis(redis.url)
     let sequence = 0
-    const entry = () => {
-      const read = parseEvent(next().body)
-      return { event_id: read.eventId!, event: read.event, labels: read.labels, receivedAt: Date.now() }
-    }
+    const entry = () => parseEvent(next().body)
     // Entries made before the clock starts: fresh ids, so every add stores a new job.
     const adds = (add: (e: ReturnType<typeof entry>) => Promise<unknown>) => async () => {
       const entries = Array.from({ length: ADDS }, entry)
@@ -60,7 +61,7 @@ export async function benchInbox (): Promise<Row[]> {
     }
     const a = await alternate(
       adds((e) => plain.set(`bench-set:${sequence++}`, JSON.stringify(e))),
-      adds((e) => inbox.add(e))
+      adds((e) => inbox.add(e, Date.now()))
     )
     await inbox.close()
     plain.disconnect()

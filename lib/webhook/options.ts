@@ -2,8 +2,13 @@ import type { FastifyRequest } from 'fastify'
 import { boolean, callback, custom, defaultsOf, integer, invalid, isObject, path, resolveSection, string, type Rules, type Settings } from '../validation.ts'
 import { CLAIM_RESULTS, type DedupeStore } from './dedupe.ts'
 import type { CioWebhookEvent } from './events.ts'
-import type { InboxConnection } from './inbox/options.ts'
 import { MemoryDedupeStore } from './memory-dedupe.ts'
+
+/**
+ * A Redis URL (`redis://…`, `rediss://…`), ioredis options or an ioredis instance, typed loosely
+ * so that the plugin's types compile in apps without ioredis.
+ */
+export type InboxConnection = string | object
 
 /** Inbox mode: events are stored in BullMQ on Redis and handled by a worker, not in the request. */
 export interface CioWebhookInboxOptions {
@@ -79,7 +84,8 @@ const INBOX_RULES = {
     if (typeof value !== 'string' && !isObject(value)) invalid(name, 'must be a Redis URL, ioredis options or an ioredis instance')
     return value
   }),
-  queueName: string(),
+  // A rule of its own rather than string(), whose default is undefined: the queue always has a name.
+  queueName: custom('customerio-webhooks', (value, name) => string().check(value, name)!),
   worker: boolean(true),
   concurrency: integer(1, 1, 1_000),
   attempts: integer(5, 1, 1_000),

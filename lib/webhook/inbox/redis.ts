@@ -1,6 +1,21 @@
+import { once } from 'node:events'
 import type { Redis } from 'ioredis'
 import { LATE, within } from '../../timers.ts'
-import type { InboxConnection, InboxLog, InboxRedisTemplate } from './options.ts'
+import type { InboxSettings } from '../options.ts'
+
+/** Where BullMQ's errors go: the app's logger. */
+interface InboxLog {
+  error: (details: { err: Error }, message: string) => void
+}
+
+/**
+ * An ioredis instance the app made. The inbox never sends a command on it nor closes it: it
+ * opens connections of its own with `duplicate()` (same host, auth, TLS, db), each with the
+ * options its role needs, and closes those.
+ */
+interface RedisTemplate {
+  duplicate: (override: ReturnType<typeof roleOptions>) => Redis
+}
 
 /**
  * What each role's connection needs on top of the app's settings.
@@ -26,38 +41,36 @@ export type InboxRole = 'producer' | 'worker'
 const AFTER_CUT_MS = 500
 
 /**
- * The Redis side of one inbox part: the connections it opened and the BullMQ objects over them,
- * closed in the reverse order of opening, and how their errors are logged.
+ * The inbox's Redis side: the connections it opened and the BullMQ objects over them, closed
+ * in the reverse order of opening, and how their errors are logged.
  */
 export class InboxResources {
-  readonly #connection: InboxConnection
+  readonly #settings: Pick<InboxSettings, 'connection' | 'closeTimeoutMs'>
   readonly #log: InboxLog
-  readonly #closeTimeoutMs: number
   readonly #commandTimeoutMs: number
   readonly #closers: Array<() => unknown> = []
   readonly #connections: Redis[] = []
-  #cutNow: () => void = () => {}
-  readonly #cut = new Promise<void>((resolve) => { this.#cutNow = resolve })
+  readonly #cut = new AbortController()
   #lastError: string | undefined
 
-  constructor (connection: InboxConnection, log: InboxLog, { closeTimeoutMs = 5_000, commandTimeoutMs = 3_000 } = {}) {
-    this.#connection = connection
+  constructor (settings: Pick<InboxSettings, 'connection' | 'closeTimeoutMs'>, log: InboxLog, commandTimeoutMs: number) {
+    this.#settings = settings
     this.#log = log
-    this.#closeTimeoutMs = closeTimeoutMs
     this.#commandTimeoutMs = commandTimeoutMs
   }
 
   /** A connection of its own for `role`, disconnected by {@link close}. */
   async connect (role: InboxRole): Promise<Redis> {
-    const template = this.#connection as Partial<InboxRedisTemplate>
+    const { connection } = this.#settings
+    const template = connection as Partial<RedisTemplate>
     let redis: Redis
     const options = roleOptions(role, this.#commandTimeoutMs)
     if (typeof template.duplicate === 'function') {
-      redis = template.duplicate(options) as Redis
+      redis = template.duplicate(options)
     } else {
       // Loaded only now: an app that never opens an inbox needs no ioredis.
       const { Redis } = await import('ioredis')
-      redis = typeof this.#connection === 'string' ? new Redis(this.#connection, options) : new Redis({ ...this.#connection, ...options })
+      redis = typeof connection === 'string' ? new Redis(connection, options) : new Redis({ ...connection, ...options })
     }
     this.#connections.push(redis)
     // Connected again: the next error starts a new outage, worth a line of its own.
@@ -68,7 +81,7 @@ export class InboxResources {
 
   /** Resolves when closing passed its bound: whatever a closer still waits for will not come. */
   get cut (): Promise<void> {
-    return this.#cut
+    return once(this.#cut.signal, 'abort').then(() => {})
   }
 
   /** Runs `closer` at {@link close}, before everything registered earlier. */
@@ -93,9 +106,10 @@ export class InboxResources {
     const closing = (async () => {
       for (let closer = this.#closers.pop(); closer !== undefined; closer = this.#closers.pop()) await closer()
     })()
-    if (await within(closing, this.#closeTimeoutMs) !== LATE) return
-    this.#log.error({ err: new Error(`closing took over ${this.#closeTimeoutMs} ms`) }, 'customer.io webhook inbox closed by cutting its Redis connections')
-    this.#cutNow()
+    const { closeTimeoutMs } = this.#settings
+    if (await within(closing, closeTimeoutMs) !== LATE) return
+    this.#log.error({ err: new Error(`closing took over ${closeTimeoutMs} ms`) }, 'customer.io webhook inbox closed by cutting its Redis connections')
+    this.#cut.abort()
     for (const redis of this.#connections) redis.disconnect()
     await within(closing.catch(() => {}), AFTER_CUT_MS)
   }

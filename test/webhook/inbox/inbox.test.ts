@@ -3,31 +3,45 @@ import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import { UnrecoverableError } from 'bullmq'
+import Fastify, { type FastifyBaseLogger } from 'fastify'
 import { Redis } from 'ioredis'
-import type { RecognisedWebhookEvent } from '../../../lib/webhook/events.ts'
-import { inboxJobId, WebhookInbox } from '../../../lib/webhook/inbox/inbox.ts'
-import type { InboxJob, InboxOptions } from '../../../lib/webhook/inbox/options.ts'
+import cioObservability from '../../../lib/index.ts'
+import type { ReadEvent } from '../../../lib/webhook/events.ts'
+import { inboxJobId, openInbox } from '../../../lib/webhook/inbox/mode.ts'
 import { InboxResources } from '../../../lib/webhook/inbox/redis.ts'
-import { InboxWorker } from '../../../lib/webhook/inbox/worker.ts'
+import { INBOX_DEFAULTS, type InboxSettings } from '../../../lib/webhook/options.ts'
+import { gate } from '../../fixtures/gate.ts'
 import { counter, until } from '../../fixtures/wait.ts'
 import { startRedis, type RedisServer } from '../../fixtures/redis.ts'
 
 const server = await startRedis(t)
 let queues = 0
 
-const event = (id: string): RecognisedWebhookEvent => ({ event_id: id, object_type: 'email', metric: 'delivered', timestamp: 1_767_225_590, data: {} })
+const read = (id: string): ReadEvent => ({
+  event: { event_id: id, object_type: 'email', metric: 'delivered', timestamp: 1_767_225_590, data: {} },
+  labels: { objectType: 'email', metric: 'delivered' },
+  eventId: id
+})
 
 /** The next `name` event; unlike events.once(), an 'error' on the way (a reconnection attempt) does not reject it. */
 const next = (emitter: Redis, name: string) => new Promise<void>((resolve) => { emitter.once(name, () => resolve()) })
 
-const silent = { error: () => {} }
+/** The inbox logs only errors. */
+const logTo = (error: (details: { err: Error }, message: string) => void) => ({ error }) as unknown as FastifyBaseLogger
+const silent = logTo(() => {})
 
-/** An inbox on a queue of its own (the test's Redis unless `on` says otherwise), closed when the test ends. */
-async function openInbox (t: Test, options: Partial<InboxOptions> & { on?: RedisServer } = {}) {
-  const { on = server, ...rest } = options
-  const inbox = await WebhookInbox.open({ connection: on.url, queueName: `q${++queues}`, log: silent, process: async () => {}, ...rest } as InboxOptions)
-  t.teardown(() => inbox.close())
-  return inbox
+type Deps = Parameters<typeof openInbox>[1]
+
+/** Settings as the plugin resolves them, on a queue of its own on the test's Redis unless overridden. */
+const settings = (inbox: Partial<InboxSettings> = {}): InboxSettings => ({ ...INBOX_DEFAULTS, connection: server.url, queueName: `q${++queues}`, ...inbox })
+
+/** An inbox as the route opens it, closed when the test ends. */
+async function open (t: Test, inbox: Partial<InboxSettings> = {}, deps: Partial<Deps> = {}) {
+  const opened = await openInbox(settings(inbox), {
+    onEvent: undefined, record: () => {}, handlerFailed: () => {}, tracing: undefined, log: silent, secrets: [], commandTimeoutMs: 3_000, ...deps
+  })
+  t.teardown(() => opened.close())
+  return opened
 }
 
 async function client (t: Test, url = server.url) {
@@ -38,6 +52,9 @@ async function client (t: Test, url = server.url) {
   return redis
 }
 
+const on = (redis: RedisServer) => ({ connection: redis.url })
+const idle = { waiting: 0, active: 0, delayed: 0, failed: 0 }
+
 t.test('job ids: an event_id as it is, unless BullMQ would refuse or misread it', async (t) => {
   t.equal(inboxJobId('01JGZ8K3M4N5P6Q7R8S9T0V1W2'), '01JGZ8K3M4N5P6Q7R8S9T0V1W2', 'a ULID stays itself')
   t.equal(inboxJobId('a:b%c'), 'a%3Ab%25c')
@@ -45,118 +62,96 @@ t.test('job ids: an event_id as it is, unless BullMQ would refuse or misread it'
   const ids = ['a:b', 'a%3Ab', 'a%3Ab%', '123', '123%', '', '%', ':', '0:1', 'é:☃', ' spaced id ']
   t.equal(new Set(ids.map(inboxJobId)).size, ids.length, 'distinct event ids keep distinct job ids')
 
-  const inbox = await openInbox(t, { worker: false })
-  t.same(await Promise.all(ids.map((id) => inbox.add(event(id)))), ids.map(() => 'added'), 'BullMQ takes every one')
-  t.same(await Promise.all(ids.map((id) => inbox.add(event(id)))), ids.map(() => 'duplicate'))
+  const inbox = await open(t, { worker: false })
+  t.same(await Promise.all(ids.map((id) => inbox.add(read(id), 0))), ids.map(() => 'added'), 'BullMQ takes every one')
+  t.same(await Promise.all(ids.map((id) => inbox.add(read(id), 0))), ids.map(() => 'duplicate'))
 })
 
-t.test('a process() that fails twice is retried with backoff and completes once', async (t) => {
+t.test('an onEvent that fails twice is retried with backoff; the event is recorded once, with the time it was received', async (t) => {
   const calls = counter()
-  const completed: InboxJob[] = []
+  const failures = counter()
+  const recorded: Array<[string | undefined, number]> = []
   const done = counter()
-  const failedForGood = counter()
-  const inbox = await openInbox(t, {
-    backoffMs: 5,
-    process: async () => {
+  const inbox = await open(t, { backoffMs: 5 }, {
+    onEvent: async () => {
       calls.tick()
       if (calls.count <= 2) throw new Error(`attempt ${calls.count} failed`)
     },
-    onCompleted: (_event, job) => { completed.push(job); done.tick() },
-    onFailed: () => failedForGood.tick()
+    handlerFailed: () => failures.tick(),
+    record: ({ eventId }, receivedAt) => { recorded.push([eventId, receivedAt]); done.tick() }
   })
-  t.equal(await inbox.add(event('flaky')), 'added')
+  t.equal(await inbox.add(read('flaky'), 1_234), 'added')
   await done.reached(1)
-  t.equal(calls.count, 3)
-  t.equal(completed.length, 1)
-  t.equal(completed[0].id, 'flaky')
-  t.equal(completed[0].attemptsMade, 3, 'three attempts ended')
-  t.equal(failedForGood.count, 0, 'failed attempts that were retried are not failures')
-  t.equal(await inbox.add(event('flaky')), 'duplicate', 'a late copy finds the completed job')
-  t.same(await inbox.counts(), { waiting: 0, active: 0, delayed: 0, failed: 0 })
+  t.equal(calls.count, 3, 'three attempts')
+  t.equal(failures.count, 2, 'each failed attempt counted')
+  t.same(recorded, [['flaky', 1_234]])
+  t.equal(await inbox.add(read('flaky'), 0), 'duplicate', 'a late copy finds the completed job')
+  t.same(await inbox.counts(), idle, 'failed attempts that were retried are not failures')
   t.equal(calls.count, 3)
 })
 
-t.test('a process() that always fails ends in the failed set, and onFailed is called once', async (t) => {
+t.test('an onEvent that always fails ends in the failed set, never recorded', async (t) => {
   const calls = counter()
-  const failed = counter()
-  const reasons: string[] = []
-  const inbox = await openInbox(t, {
-    attempts: 3,
-    backoffMs: 5,
-    process: async () => { calls.tick(); throw new Error('handler down') },
-    onCompleted: () => t.fail('never completes'),
-    onFailed: (failedEvent, err, job) => {
-      reasons.push(`${failedEvent.event_id} ${err.message} after ${job.attemptsMade}`)
-      failed.tick()
-    }
+  const inbox = await open(t, { attempts: 3, backoffMs: 5 }, {
+    onEvent: async () => { calls.tick(); throw new Error('handler down') },
+    record: () => t.fail('never completes')
   })
-  t.equal(await inbox.add(event('doomed')), 'added')
-  await failed.reached(1)
+  t.equal(await inbox.add(read('doomed'), 0), 'added')
+  await until(async () => { if ((await inbox.counts()).failed !== 1) throw new Error('not failed yet') })
   t.equal(calls.count, 3)
-  t.same(reasons, ['doomed handler down after 3'])
-  t.same(await inbox.counts(), { waiting: 0, active: 0, delayed: 0, failed: 1 })
-  t.equal(await inbox.add(event('doomed')), 'duplicate', 'a copy of a failed event is not run again')
+  t.same(await inbox.counts(), { ...idle, failed: 1 })
+  t.equal(await inbox.add(read('doomed'), 0), 'duplicate', 'a copy of a failed event is not run again')
+  t.equal(calls.count, 3)
 })
 
 t.test('three instances on one Redis, every event added at all three at once: each runs once', async (t) => {
   const queueName = `q${++queues}`
   const runs = new Map<string, number>()
   const completed = counter()
-  const inboxes = await Promise.all([1, 2, 3].map(async () => {
-    const inbox = await WebhookInbox.open({
-      connection: server.url,
-      queueName,
-      concurrency: 4,
-      log: silent,
-      process: async (received) => { runs.set(received.event_id, (runs.get(received.event_id) ?? 0) + 1) },
-      onCompleted: () => completed.tick()
-    })
-    t.teardown(() => inbox.close())
-    return inbox
-  }))
-  const events = Array.from({ length: 200 }, (_, i) => event(`evt:${i}`))
-  const answers = await Promise.all(events.map((e) => Promise.all(inboxes.map((inbox) => inbox.add(e)))))
+  const inboxes = await Promise.all([1, 2, 3].map(() => open(t, { queueName, concurrency: 4 }, {
+    onEvent: async ({ event_id: id }) => { runs.set(id!, (runs.get(id!) ?? 0) + 1) },
+    record: () => completed.tick()
+  })))
+  const events = Array.from({ length: 200 }, (_, i) => read(`evt:${i}`))
+  const answers = await Promise.all(events.map((e) => Promise.all(inboxes.map((inbox) => inbox.add(e, 0)))))
   t.equal(answers.flat().filter((a) => a === 'added').length, 200)
   t.equal(answers.flat().filter((a) => a === 'duplicate').length, 400)
   t.ok(answers.every((copies) => copies.filter((a) => a === 'added').length === 1), 'one copy of each event created its job')
   await completed.reached(200)
   t.equal(runs.size, 200)
-  t.ok([...runs.values()].every((n) => n === 1), 'process ran once per event')
-  t.same(await inboxes[0].counts(), { waiting: 0, active: 0, delayed: 0, failed: 0 })
+  t.ok([...runs.values()].every((n) => n === 1), 'onEvent ran once per event')
+  t.same(await inboxes[0].counts(), idle)
 })
 
 t.test('counts per state; close lets the active job finish first', async (t) => {
-  let open = () => {}
-  const gate = new Promise<void>((resolve) => { open = resolve })
+  const blocking = gate()
   const started = counter()
-  const failed = counter()
-  const completed: string[] = []
-  const inbox = await WebhookInbox.open({
-    connection: { host: '127.0.0.1', port: server.port },
-    queueName: `q${++queues}`,
-    attempts: 2,
-    backoffMs: 600_000,
-    log: silent,
-    process: async (received) => {
+  const completed: Array<string | undefined> = []
+  const inbox = await openInbox(settings({ connection: { host: '127.0.0.1', port: server.port }, attempts: 2, backoffMs: 600_000 }), {
+    onEvent: async ({ event_id: id }) => {
       started.tick()
-      if (received.event_id === 'unrecoverable') throw new UnrecoverableError('fails at once')
-      if (received.event_id === 'retry-later') throw new Error('retried in 10 minutes')
-      await gate
+      if (id === 'unrecoverable') throw new UnrecoverableError('fails at once')
+      if (id === 'retry-later') throw new Error('retried in 10 minutes')
+      await blocking.promise
     },
-    onCompleted: (done) => completed.push(done.event_id),
-    onFailed: () => failed.tick()
+    record: ({ eventId }) => completed.push(eventId),
+    handlerFailed: () => {},
+    tracing: undefined,
+    log: silent,
+    secrets: [],
+    commandTimeoutMs: 3_000
   })
-  await inbox.add(event('unrecoverable'))
-  await failed.reached(1)
+  await inbox.add(read('unrecoverable'), 0)
+  await until(async () => { if ((await inbox.counts()).failed !== 1) throw new Error('not failed yet') })
   // One worker slot: 'blocking' starts only once 'retry-later' has been moved to the delayed set.
-  await inbox.add(event('retry-later'))
-  await inbox.add(event('blocking'))
+  await inbox.add(read('retry-later'), 0)
+  await inbox.add(read('blocking'), 0)
   await started.reached(3)
-  await inbox.add(event('queued'))
+  await inbox.add(read('queued'), 0)
   t.same(await inbox.counts(), { waiting: 1, active: 1, delayed: 1, failed: 1 })
 
   const closed = inbox.close().then(() => completed.slice())
-  open()
+  blocking.open()
   t.same(await closed, ['blocking'], 'the active job completed before close resolved; the queued one waits')
 })
 
@@ -165,27 +160,26 @@ t.test('Redis stopped: add rejects at once and the error is logged; once Redis i
   const messages: string[] = []
   const runs = counter()
   const completed = counter()
-  const inbox = await openInbox(t, {
-    on: outage,
-    log: { error: ({ err }, message) => { messages.push(`${message}: ${err.message}`) } },
-    process: async () => runs.tick(),
-    onCompleted: () => completed.tick()
+  const inbox = await open(t, on(outage), {
+    log: logTo(({ err }, message) => { messages.push(`${message}: ${err.message}`) }),
+    onEvent: async () => runs.tick(),
+    record: () => completed.tick()
   })
   await outage.stop()
-  await t.rejects(inbox.add(event('during-outage')))
+  await t.rejects(inbox.add(read('during-outage'), 0))
   await until(async () => { if (!messages.some((m) => m.includes('ECONNREFUSED'))) throw new Error('not logged yet') })
   t.ok(messages.every((m) => m.startsWith('customer.io webhook inbox error: ')), 'through the log it was given')
 
   await outage.start()
-  t.equal(await until(() => inbox.add(event('during-outage'))), 'added')
+  t.equal(await until(() => inbox.add(read('during-outage'), 0)), 'added')
   await completed.reached(1)
-  t.equal(await inbox.add(event('during-outage')), 'duplicate')
+  t.equal(await inbox.add(read('during-outage'), 0), 'duplicate')
   t.equal(runs.count, 1)
 })
 
 t.test('close() while Redis is down still resolves', async (t) => {
   const outage = await startRedis(t)
-  const inbox = await WebhookInbox.open({ connection: outage.url, queueName: 'down', log: silent, process: async () => {} })
+  const inbox = await open(t, on(outage))
   await outage.stop()
   await inbox.close()
   t.pass('closed')
@@ -194,26 +188,21 @@ t.test('close() while Redis is down still resolves', async (t) => {
 t.test('close() resolves when Redis goes away while an active job is finishing', async (t) => {
   const outage = await startRedis(t)
   const started = counter()
-  let finish!: () => void
-  const inbox = await WebhookInbox.open({
-    connection: outage.url,
-    queueName: 'going',
-    log: silent,
-    process: async () => { started.tick(); await new Promise<void>((resolve) => { finish = resolve }) }
-  })
-  await inbox.add(event('held'))
+  const held = gate()
+  const inbox = await open(t, on(outage), { onEvent: async () => { started.tick(); await held.promise } })
+  await inbox.add(read('held'), 0)
   await started.reached(1)
   const closing = inbox.close()
   await outage.stop()
   await closing
-  finish()
+  held.open()
   t.pass('closed; the job is left to the stalled check of the next worker')
 })
 
 t.test('a worker process killed mid-job: the stalled check hands the job to another worker, which completes it once', async (t) => {
   const queueName = `q${++queues}`
-  const inbox = await openInbox(t, { queueName, worker: false })
-  t.equal(await inbox.add(event('orphaned')), 'added')
+  const receiver = await open(t, { queueName, worker: false })
+  t.equal(await receiver.add(read('orphaned'), 0), 'added')
 
   const child = spawn(process.execPath, [fileURLToPath(new URL('../../fixtures/inbox-worker.ts', import.meta.url)), server.url, queueName], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc']
@@ -225,20 +214,15 @@ t.test('a worker process killed mid-job: the stalled check hands the job to anot
   child.kill('SIGKILL')
   await exited
 
-  const runs: string[] = []
+  const runs: Array<string | undefined> = []
   const completed = counter()
-  const worker = await InboxWorker.start({
-    connection: server.url,
-    queueName,
-    log: silent,
-    stalledIntervalMs: 200,
-    process: async (received) => { runs.push(received.event_id) },
-    onCompleted: () => completed.tick()
+  await open(t, { queueName, stalledIntervalMs: 200 }, {
+    onEvent: async ({ event_id: id }) => { runs.push(id) },
+    record: () => completed.tick()
   })
-  t.teardown(() => worker.close())
   await completed.reached(1)
   t.same(runs, ['orphaned'])
-  t.same(await inbox.counts(), { waiting: 0, active: 0, delayed: 0, failed: 0 })
+  t.same(await receiver.counts(), idle)
   t.equal(completed.count, 1)
 })
 
@@ -246,9 +230,8 @@ t.test('an app’s ioredis instance is a template: its copies get the options ea
   // ioredis' defaults, maxRetriesPerRequest 20 included, which a BullMQ worker refuses.
   const app = await client(t)
   const completed = counter()
-  // No log given: BullMQ's errors would go to the console (none are expected here).
-  const inbox = await WebhookInbox.open({ connection: app, queueName: `q${++queues}`, process: async () => {}, onCompleted: () => completed.tick() })
-  t.equal(await inbox.add(event('via-template')), 'added')
+  const inbox = await open(t, { connection: app }, { record: () => completed.tick() })
+  t.equal(await inbox.add(read('via-template'), 0), 'added')
   await completed.reached(1)
   await inbox.close()
   t.equal(app.status, 'ready')
@@ -258,10 +241,10 @@ t.test('an app’s ioredis instance is a template: its copies get the options ea
 t.test('each role’s connection options, for every kind of connection', async (t) => {
   const app = await client(t)
   for (const connection of [server.url, { host: '127.0.0.1', port: server.port }, app]) {
-    const resources = new InboxResources(connection, silent)
+    const resources = new InboxResources({ connection, closeTimeoutMs: 5_000 }, silent, 1_500)
     const producer = await resources.connect('producer')
     const worker = await resources.connect('worker')
-    t.match(producer.options, { port: server.port, enableOfflineQueue: false, maxRetriesPerRequest: 0 })
+    t.match(producer.options, { port: server.port, enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout: 1_500 })
     t.match(worker.options, { port: server.port, maxRetriesPerRequest: null })
     await resources.close()
     await Promise.all([producer, worker].map((c) => c.status === 'end' || next(c, 'end')))
@@ -274,7 +257,7 @@ t.test('each role’s connection options, for every kind of connection', async (
 t.test('an error repeated by every reconnection attempt is logged once per outage', async (t) => {
   const outage = await startRedis(t)
   const messages: string[] = []
-  const resources = new InboxResources(outage.url, { error: ({ err }) => messages.push(err.message) })
+  const resources = new InboxResources({ connection: outage.url, closeTimeoutMs: 5_000 }, { error: ({ err }) => messages.push(err.message) }, 3_000)
   t.teardown(() => resources.close())
   const redis = await resources.connect('producer')
   // BullMQ listens on the connections it runs on; this one runs nothing.
@@ -292,7 +275,7 @@ t.test('an error repeated by every reconnection attempt is logged once per outag
   t.same(messages, ['connect ECONNREFUSED', 'other', 'other'], 'connected again: the next outage is logged')
 })
 
-t.test('open() rejects a misconfigured connection and leaves nothing open', async (t) => {
+t.test('opening refuses a misconfigured connection and leaves nothing open', async (t) => {
   const app = await client(t)
   // BullMQ refuses ioredis key prefixes; the copies made of this one must be closed again.
   const prefixed = new Redis(server.url, { keyPrefix: 'app:' })
@@ -301,18 +284,30 @@ t.test('open() rejects a misconfigured connection and leaves nothing open', asyn
   await next(prefixed, 'ready')
   const connections = async () => (await app.client('LIST') as string).trim().split('\n').length
   const before = await connections()
-  await t.rejects(WebhookInbox.open({ connection: prefixed, log: silent, process: async () => {} }), /prefix/)
-  await t.rejects(InboxWorker.start({ connection: prefixed, log: silent, process: async () => {} }), /prefix/)
+  for (const worker of [false, true]) await t.rejects(open(t, { connection: prefixed, worker }), /prefix/, `worker: ${worker}`)
   await until(async () => { if (await connections() !== before) throw new Error('a connection is still open') })
   t.pass('no connection left open')
 })
 
-t.test('bad numbers are refused before anything is opened', async (t) => {
+t.test('bad inbox options fail registration with FST_CIO_INVALID_OPTIONS naming the option, before anything is opened', async (t) => {
   // Nothing listens there: an inbox that got as far as connecting would wait for it forever.
-  const base = { connection: 'redis://127.0.0.1:1', process: async () => {} }
-  for (const bad of [{ attempts: 0 }, { attempts: 1.5 }, { backoffMs: -1 }, { concurrency: 0 }, { lockDurationMs: 0 }, { stalledIntervalMs: -5 }]) {
-    await t.rejects(WebhookInbox.open({ ...base, ...bad }), RangeError, JSON.stringify(bad))
+  const connection = 'redis://127.0.0.1:1'
+  for (const [bad, name] of [
+    [{ attempts: 0 }, 'attempts'],
+    [{ attempts: 1.5 }, 'attempts'],
+    [{ worker: false, attempts: 0 }, 'attempts'],
+    [{ backoffMs: -1 }, 'backoffMs'],
+    [{ concurrency: 0 }, 'concurrency'],
+    [{ concurrency: 1.5 }, 'concurrency'],
+    [{ lockDurationMs: 0 }, 'lockDurationMs'],
+    [{ stalledIntervalMs: -5 }, 'stalledIntervalMs'],
+    [{ closeTimeoutMs: -1 }, 'closeTimeoutMs'],
+    [{ queueName: '' }, 'queueName']
+  ] as const) {
+    const app = Fastify()
+    app.register(cioObservability, { env: {}, webhook: { signingKeys: 'k', inbox: { connection, ...bad } } })
+    const err = await app.ready().then(() => undefined, (e: unknown) => e)
+    t.match(err, { code: 'FST_CIO_INVALID_OPTIONS', message: new RegExp(`"webhook\\.inbox\\.${name}"`) }, JSON.stringify(bad))
+    await app.close()
   }
-  await t.rejects(WebhookInbox.open({ ...base, worker: false, attempts: 0 }), RangeError, 'producer only')
-  await t.rejects(InboxWorker.start({ ...base, concurrency: 1.5 }), RangeError, 'worker only')
 })

@@ -6,7 +6,7 @@ import { webhookEvent } from '../../../lib/testing/index.ts'
 import { gate } from '../../fixtures/gate.ts'
 import { startRedis } from '../../fixtures/redis.ts'
 import { counter, until } from '../../fixtures/wait.ts'
-import { buildApp, scrape, series, simOptions, startSimulator, postWebhook, WEBHOOK_KEY } from '../../helpers.ts'
+import { buildApp, metric, simOptions, startSimulator, postWebhook, WEBHOOK_KEY } from '../../helpers.ts'
 
 const redis = await startRedis(t)
 let queues = 0
@@ -16,11 +16,9 @@ async function inboxApp (t: Test, inbox: Partial<CioWebhookInboxOptions> = {}, w
   return buildApp(t, simOptions(sim, { webhook: { signingKeys: WEBHOOK_KEY, inbox: { connection: redis.url, queueName: `inbox-${++queues}`, backoffMs: 1, ...inbox }, ...webhook } }))
 }
 
-const value = async (app: FastifyInstance, name: string, labels?: Record<string, string>) => (await scrape(app)).get(series(name, labels)) ?? 0
-
 /** Waits until a metric reaches `n`: the worker counts when a job completes, after the test's own signal. */
 async function reaches (app: FastifyInstance, name: string, n: number, labels?: Record<string, string>) {
-  await until(async () => { if (await value(app, name, labels) < n) throw new Error(`${name} < ${n}`) })
+  await until(async () => { if (await metric(app, name, labels) < n) throw new Error(`${name} < ${n}`) })
 }
 
 t.test('an onEvent that fails twice then succeeds is retried by BullMQ and counted once', async (t) => {
@@ -34,9 +32,9 @@ t.test('an onEvent that fails twice then succeeds is retried by BullMQ and count
   t.same((await postWebhook(app, webhookEvent('email', 'bounced'))).json(), { ok: true })
   await runs.reached(3)
   await reaches(app, 'cio_email_bounced_total', 1)
-  t.equal(await value(app, 'cio_webhook_received_total', { object_type: 'email', metric: 'bounced' }), 1)
-  t.equal(await value(app, 'cio_webhook_handler_errors_total'), 2, 'each failed run counted')
-  t.equal(await value(app, 'cio_webhook_inbox_jobs', { state: 'failed' }), 0)
+  t.equal(await metric(app, 'cio_webhook_received_total', { object_type: 'email', metric: 'bounced' }), 1)
+  t.equal(await metric(app, 'cio_webhook_handler_errors_total'), 2, 'each failed run counted')
+  t.equal(await metric(app, 'cio_webhook_inbox_jobs', { state: 'failed' }), 0)
 })
 
 t.test('an onEvent that always fails ends in the failed set, counted', async (t) => {
@@ -45,8 +43,8 @@ t.test('an onEvent that always fails ends in the failed set, counted', async (t)
   await postWebhook(app, webhookEvent('email', 'sent'))
   await runs.reached(3)
   await reaches(app, 'cio_webhook_inbox_jobs', 1, { state: 'failed' })
-  t.equal(await value(app, 'cio_webhook_handler_errors_total'), 3)
-  t.equal(await value(app, 'cio_webhook_received_total', { object_type: 'email', metric: 'sent' }), 0, 'not counted as received')
+  t.equal(await metric(app, 'cio_webhook_handler_errors_total'), 3)
+  t.equal(await metric(app, 'cio_webhook_received_total', { object_type: 'email', metric: 'sent' }), 0, 'not counted as received')
 })
 
 t.test('the answer never waits on onEvent: a handler that takes long does not delay the 200', async (t) => {
@@ -56,7 +54,7 @@ t.test('the answer never waits on onEvent: a handler that takes long does not de
   const res = await postWebhook(app, webhookEvent('email', 'delivered'))
   t.equal(res.statusCode, 200, 'answered while onEvent has not finished (it cannot: the test holds it)')
   await started.reached(1)
-  t.equal(await value(app, 'cio_webhook_inbox_jobs', { state: 'active' }), 1)
+  t.equal(await metric(app, 'cio_webhook_inbox_jobs', { state: 'active' }), 1)
   slow.open()
   await reaches(app, 'cio_webhook_received_total', 1, { object_type: 'email', metric: 'delivered' })
 })
@@ -102,7 +100,7 @@ t.test('worker: false receives only; a worker app elsewhere runs onEvent and cou
   t.same((await postWebhook(receiver.app, webhookEvent('push', 'opened'))).json(), { ok: true })
   await handled.reached(1)
   await reaches(worker.app, 'cio_webhook_received_total', 1, { object_type: 'push', metric: 'opened' })
-  t.equal(await value(receiver.app, 'cio_webhook_received_total', { object_type: 'push', metric: 'opened' }), 0, 'counted where it was handled')
+  t.equal(await metric(receiver.app, 'cio_webhook_received_total', { object_type: 'push', metric: 'opened' }), 0, 'counted where it was handled')
 })
 
 t.test('closing the app closes what the inbox opened, not a connection the app passed in', async (t) => {
