@@ -2,7 +2,7 @@
 import { Writable } from 'node:stream'
 import pino from 'pino'
 import { CustomerIORequestError } from 'customerio-node'
-import { sanitize } from '../lib/monitoring/redact.ts'
+import { sanitize } from '../lib/monitoring/sanitize.ts'
 import { alternate, median, row, timed, type Row } from './harness.ts'
 
 const LINES = 100_000

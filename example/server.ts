@@ -129,7 +129,9 @@ const lines = [
 console.log(lines.join('\n'))
 
 // SIGTERM, SIGINT or a crash: close (flushing the queue), exit 0, or 1 after an error or 15 s.
-closeWithGrace({ delay: 15_000 }, async ({ err }) => {
+closeWithGrace({ delay: 15_000 }, async ({ err, signal }) => {
   if (err !== undefined) app.log.error({ err }, 'closing after an error')
+  else app.log.info({ signal }, 'shutting down')
   await app.close() // flushes fastify.cio.queue, within queue.shutdownTimeoutMs (10 s)
+  app.log.info('closed')
 })

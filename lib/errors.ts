@@ -3,6 +3,11 @@ import type { Api, ErrorType } from './labels.ts'
 
 // Messages name the option, variable or operation at fault, never a value: values may be secrets.
 
+/** The plugin cannot run here: an older Node, or a second registration on the same app. */
+export const CioUnsupportedSetupError = createError<'FST_CIO_UNSUPPORTED_SETUP', 500, [string]>(
+  'FST_CIO_UNSUPPORTED_SETUP', 'fastify-customerio-observability cannot start: %s', 500
+)
+
 /** Bad or half-configured plugin options; fails `ready()`. */
 export const CioInvalidOptionsError = createError<'FST_CIO_INVALID_OPTIONS', 500, [string, string]>(
   'FST_CIO_INVALID_OPTIONS', 'Invalid fastify-customerio-observability option "%s": %s', 500, TypeError

@@ -7,11 +7,11 @@ import { AttemptObserver } from './client/attempts.ts'
 import { createClient, type CioClient } from './client/client.ts'
 import { setupExposition } from './monitoring/exposition.ts'
 import { createMetrics } from './monitoring/metrics.ts'
-import { resolveOptions, type CioObservabilityOptions, type ResolvedOptions } from './options.ts'
+import { checkNodeVersion, resolveOptions, type CioObservabilityOptions, type ResolvedOptions } from './options.ts'
 import { CioQueue } from './queue/queue.ts'
-import { sanitize } from './monitoring/redact.ts'
+import { sanitize } from './monitoring/sanitize.ts'
+import { CioUnsupportedSetupError } from './errors.ts'
 import { loadTracing, serverOf, tracingOn } from './monitoring/tracing.ts'
-import { createWebhookMetrics } from './webhook/metrics.ts'
 import { registerWebhookRoute } from './webhook/route.ts'
 
 const readVersion = (url: URL): string => (JSON.parse(readFileSync(url, 'utf8')) as { version: string }).version
@@ -41,6 +41,10 @@ function regionName (options: ResolvedOptions): string {
 }
 
 const cioObservabilityPlugin: FastifyPluginAsync<CioObservabilityOptions> = async (fastify, opts) => {
+  checkNodeVersion(process.versions.node)
+  if (fastify.hasDecorator('cio')) {
+    throw new CioUnsupportedSetupError('it is registered twice on this app; register it once, at the root, and use fastify.cio everywhere')
+  }
   const options = resolveOptions(opts)
   const secrets = secretsOf(options)
   const log = fastify.log.child(
@@ -88,15 +92,17 @@ const cioObservabilityPlugin: FastifyPluginAsync<CioObservabilityOptions> = asyn
   if (options.webhook !== false) {
     webhook = await registerWebhookRoute(fastify, {
       options: options.webhook,
-      metrics: createWebhookMetrics(metrics),
-      factory: metrics,
-      emailSent: metrics.emailSent,
+      metrics,
       tracing,
       log,
       secrets
     })
   }
 
+  if (opts.webhook === undefined && options.webhook === false && (options.track !== undefined || options.appApiKey !== undefined)) {
+    // Customer.io holds a reporting webhook's stream for an hour after a 404: say so loudly.
+    log.warn('customer.io webhook route is off: no signing key. Set CUSTOMERIO_WEBHOOK_SIGNING_KEY (or webhook.signingKeys) to receive reporting webhooks, or webhook: false to silence this warning')
+  }
   log.info({
     track: options.track !== undefined,
     app: options.appApiKey !== undefined,
@@ -115,7 +121,7 @@ export default cioObservability
 export {
   CioApiError, CioInvalidArgumentError, CioInvalidOptionsError, CioNotConfiguredError, CioWebhookSignatureMissingError, CioWebhookSignatureInvalidError,
   CioWebhookTimestampStaleError, CioWebhookMalformedError, CioWebhookTooLargeError, CioWebhookUnsupportedMediaTypeError,
-  CioWebhookHandlerError, CioWebhookRetryLaterError, CioInvalidOperationError
+  CioWebhookHandlerError, CioWebhookRetryLaterError, CioInvalidOperationError, CioUnsupportedSetupError
 } from './errors.ts'
 export { cioEnvSchema } from './options.ts'
 export type { CioObservabilityOptions, CioClientOptions, LogLevel } from './options.ts'
@@ -134,4 +140,3 @@ export type { Api, ErrorType } from './labels.ts'
 export type { CioClient } from './client/client.ts'
 export type { OperationName } from './client/operations.ts'
 export type { RedisDedupeClient, RedisDedupeOptions } from './webhook/redis-dedupe.ts'
-export type { StoreOperation } from './webhook/dedupe.ts'

@@ -5,6 +5,7 @@ import type { Dispatcher } from 'undici'
 import { resolveMetricsOptions, type CioMetricsOptions, type MetricsSettings } from './monitoring/exposition.ts'
 import type { Api } from './labels.ts'
 import { resolveQueueOptions, type CioQueueOptions, type QueueSettings } from './queue/options.ts'
+import { CioUnsupportedSetupError } from './errors.ts'
 import { custom, defined, integer, invalid, isObject, resolveSection, string, type Rules } from './validation.ts'
 import { resolveWebhookOptions, type CioWebhookOptions, type WebhookSettings } from './webhook/options.ts'
 
@@ -125,6 +126,11 @@ function readEnv (source: Readonly<Record<string, unknown>>): CioEnv {
     const { errors, message } = err as Error & { errors: Array<{ instancePath: string }> }
     invalid(errors[0].instancePath.slice(1), message)
   }
+}
+
+/** customerio-node 5 needs Node 22's fetch: on Node 20 every call would fail as `network`, so refuse at once. */
+export function checkNodeVersion (version: string): void {
+  if (Number(version.split('.')[0]) < 22) throw new CioUnsupportedSetupError(`it needs Node.js 22 or later, and this is Node.js ${version}`)
 }
 
 /** Options first, then `CUSTOMERIO_*` variables; throws `FST_CIO_INVALID_OPTIONS` naming what is wrong. */

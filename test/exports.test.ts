@@ -20,9 +20,9 @@ t.test('the package entry', async (t) => {
   t.same(Object.keys(entry).sort(), [
     'CioApiError', 'CioInvalidArgumentError', 'CioInvalidOperationError', 'CioInvalidOptionsError', 'CioNotConfiguredError',
     'CioWebhookHandlerError', 'CioWebhookMalformedError', 'CioWebhookRetryLaterError', 'CioWebhookSignatureInvalidError',
-    'CioWebhookSignatureMissingError', 'CioWebhookTimestampStaleError', 'CioWebhookTooLargeError', 'CioWebhookUnsupportedMediaTypeError',
+    'CioUnsupportedSetupError', 'CioWebhookSignatureMissingError', 'CioWebhookTimestampStaleError', 'CioWebhookTooLargeError', 'CioWebhookUnsupportedMediaTypeError',
     'MemoryDedupeStore', 'RedisDedupeStore', 'cioEnvSchema', 'cioObservability', 'cioRedactPaths', 'default', 'verifyCioWebhook'
-  ], 'the public runtime surface, and nothing else: each name is a semver promise')
+  ].sort(), 'the public runtime surface, and nothing else: each name is a semver promise')
 })
 
 t.test('the testing entry', async (t) => {

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { execFileSync } from 'node:child_process'
 import { readdirSync, readFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { join, relative } from 'node:path'
 import { pack, root } from './fixtures/pack.ts'
 
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
@@ -17,13 +17,13 @@ t.test('package.json: licence, links and the files it ships', async (t) => {
   t.equal(pkg.scripts.prepack, 'npm run build', 'npm pack builds first')
 })
 
-t.test('npm pack, from a clean copy of the sources, ships the build, the docs and the monitoring files only', async (t) => {
+t.test('npm pack, from a clean copy of the sources, ships the build, the docs and the monitoring files only', { timeout: 120_000 }, async (t) => {
   const { src, tarball: packed, files } = pack(t)
 
   for (const path of ['dist/index.js', 'dist/index.d.ts', 'dist/testing/index.js', 'dist/testing/index.d.ts', 'LICENSE', 'README.md', 'package.json']) {
     t.ok(files.includes(path), path)
   }
-  const monitoring = readdirSync(join(root, 'monitoring')).map((name) => `monitoring/${name}`)
+  const monitoring = readdirSync(join(root, 'monitoring'), { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => relative(root, join(e.parentPath, e.name)))
   t.ok(monitoring.length > 0 && monitoring.every((path) => files.includes(path)), 'every file of monitoring/')
   t.same(files.filter((path) => path.endsWith('.map')), [], 'no source maps')
   t.same(files.filter((path) => /^(lib|test|example|bench)\//.test(path)), [], 'no sources, tests, example or benchmarks')

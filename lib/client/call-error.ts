@@ -1,8 +1,8 @@
 import { CustomerIORequestError } from 'customerio-node'
 import type { ErrorType } from '../labels.ts'
-import { CioApiError, CioInvalidArgumentError, CioNotConfiguredError } from '../errors.ts'
+import { CioApiError, CioInvalidArgumentError } from '../errors.ts'
 import type { Operation } from './operations.ts'
-import { sanitizeString } from '../monitoring/redact.ts'
+import { sanitizeString } from '../monitoring/sanitize.ts'
 
 /**
  * Masks personal data and keys in an SDK error, its cause chain included, in place. The
@@ -34,7 +34,7 @@ function scrub (err: unknown, secrets: readonly string[], seen = new WeakSet<Err
  * for a timeout). The SDK's error, sanitised, is the `cause` of either.
  */
 export function rejectionFor (err: unknown, op: Operation, errorType: ErrorType, observedStatus: number | undefined, secrets: readonly string[]): unknown {
-  if (err instanceof CioNotConfiguredError) return err
+  if (errorType === 'not_configured') return err
   scrub(err, secrets)
   if (errorType === 'invalid_argument') {
     // The SDK refuses arguments with Error objects (MissingParamError, TypeError-like checks).

@@ -108,8 +108,9 @@ export function createClient (deps: ClientDeps): CioClient {
       const call = eventCall === undefined ? () => target[op.name](...args) : () => eventCall(target, args)
       pending = observer.run(scope, span === undefined ? call : () => span.run(call))
     } catch (err) {
-      // The SDK validates arguments synchronously, before any promise exists.
-      return Promise.reject(fail(scope, start, err instanceof CioNotConfiguredError ? 'not_configured' : 'invalid_argument', err))
+      // The SDK validates arguments synchronously, before any promise exists: whatever it throws is a bad argument.
+      const errorType = classify(err)
+      return Promise.reject(fail(scope, start, errorType === 'not_configured' ? errorType : 'invalid_argument', err))
     }
     return pending.then(
       (result) => { finish(scope, start, undefined, result); return result },

@@ -4,10 +4,7 @@ import { monotonicFactory } from 'ulid'
 const pool = new Uint8Array(4096)
 let next = pool.length
 
-/**
- * Random bytes drawn from a pool refilled 4 KiB at a time: the package's default source asks
- * the OS once per character (16 times an id), which cost about 80 µs per event under load.
- */
+/** Random bytes drawn from a pool refilled 4 KiB at a time: the package's default source asks the OS once per character. */
 function pooledRandom (): number {
   if (next === pool.length) {
     randomFillSync(pool)

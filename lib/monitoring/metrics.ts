@@ -8,8 +8,8 @@ const DURATION_BUCKETS = Object.freeze([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5
 
 /**
  * Histogram and error label sets are admitted first come, first served up to these caps;
- * later operations are recorded as `operation="_other"`. With 179 SDK methods the
- * uncapped worst case would be about 9 000 series; capped, the plugin stays under 2 500.
+ * later operations are recorded as `operation="_other"`, so the plugin's series stay within
+ * its budget however many SDK methods an app calls.
  */
 export const HISTOGRAM_LABEL_SETS = 64
 export const ERROR_LABEL_SETS = 256

@@ -1,6 +1,6 @@
 import type * as OtelApi from '@opentelemetry/api'
 import type { Attributes, Context, Span } from '@opentelemetry/api'
-import { sanitizeString } from './redact.ts'
+import { sanitizeString } from './sanitize.ts'
 
 /** What a span says of a Customer.io call: its API, operation label, HTTP method and route template. */
 export interface TracedOperation {

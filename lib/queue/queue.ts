@@ -2,7 +2,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import { CioInvalidOperationError } from '../errors.ts'
 import { withEventId } from '../client/event-id.ts'
 import type { MetricFactory } from '../monitoring/metrics.ts'
-import { sanitize } from '../monitoring/redact.ts'
+import { sanitize } from '../monitoring/sanitize.ts'
 import { systemClock, type Clock } from '../timers.ts'
 import { createQueueMetrics, type QueueMetrics } from './metrics.ts'
 import type { BatchOperation, DropReason, QueueSettings } from './options.ts'
@@ -83,11 +83,10 @@ export class CioQueue {
   constructor (settings: QueueSettings, send: Send, metrics: MetricFactory, log: FastifyBaseLogger, clock: Clock = systemClock, random = Math.random) {
     this.#settings = settings
     this.#send = send
-    this.#metrics = createQueueMetrics(metrics, () => this.depth)
+    this.#metrics = createQueueMetrics(metrics, 'track', settings.maxSize, () => this.depth)
     this.#log = log
     this.#clock = clock
     this.#random = random
-    this.#metrics.capacity.set({ queue: 'track' }, settings.maxSize)
   }
 
   /** Operations waiting to be sent (a batch being sent is not counted). */
@@ -283,7 +282,7 @@ export class CioQueue {
       this.#failures++
       this.#retry = entries
       this.#notBefore = this.#clock.now() + retryDelay(this.#settings, this.#failures, retryAfterMs(err, this.#clock.now()), this.#random)
-      this.#metrics.retries.inc({ queue: 'track' })
+      this.#metrics.retried()
       this.#log.warn({ err, operations: operations.length, failures: this.#failures }, 'customer.io queue batch failed; it will be sent again')
       return
     }
@@ -298,11 +297,11 @@ export class CioQueue {
       this.#log.warn({ rejected: rejected.size, errors: sanitize(errors) }, 'customer.io rejected queued operations')
       this.#drop(operations.filter((_, i) => rejected.has(i)), 'rejected')
     }
-    this.#metrics.sent.inc({ queue: 'track' }, operations.length - rejected.size)
+    this.#metrics.sent(operations.length - rejected.size)
   }
 
   #drop (operations: BatchOperation[], reason: DropReason): false {
-    this.#metrics.dropped.inc({ queue: 'track', reason }, operations.length)
+    this.#metrics.dropped(reason, operations.length)
     this.#logDrop(reason, operations.length)
     try {
       this.#settings.onDrop?.(operations, reason)

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
-import { sanitizeString } from '../monitoring/redact.ts'
+import { sanitizeString } from '../monitoring/sanitize.ts'
 import { LATE, within } from '../timers.ts'
 import type { Tracing } from '../monitoring/tracing.ts'
 import type { DedupeStore, StoreOperation } from './dedupe.ts'
@@ -82,17 +82,19 @@ export function createDirectHandler (deps: DirectDeps): (read: ReadEvent, reques
 
   /** Marks the id done, trying again until the lease ends; throws {@link Unconfirmed} if it never could. */
   async function confirm (eventId: string, leaseEnd: number): Promise<void> {
-    for (let wait = POLL_MS; ; wait = Math.min(wait * 2, MAX_POLL_MS)) {
+    let cause: unknown
+    for (let wait = POLL_MS; Date.now() < leaseEnd; wait = Math.min(wait * 2, MAX_POLL_MS)) {
       try {
         const done = await within(Promise.resolve(store.confirm(eventId)), leaseEnd - Date.now())
         if (done !== LATE) return
-        throw new Error('the dedupe store did not answer')
+        cause = new Error('the dedupe store did not answer')
       } catch (err) {
-        failed('confirm', err, eventId)
-        if (Date.now() + wait >= leaseEnd) throw new Unconfirmed('the claim lapsed unconfirmed: a later copy may run onEvent again', { cause: err })
-        await sleep(wait, undefined, { ref: false })
+        cause = err
       }
+      failed('confirm', cause, eventId)
+      await sleep(Math.max(0, Math.min(wait, leaseEnd - Date.now())), undefined, { ref: false })
     }
+    throw new Unconfirmed('the claim lapsed unconfirmed: a later copy may run onEvent again', { cause })
   }
 
   async function execute (read: ReadEvent, request: FastifyRequest, receivedAt: number, leaseEnd: number): Promise<DirectOutcome> {
@@ -119,10 +121,8 @@ export function createDirectHandler (deps: DirectDeps): (read: ReadEvent, reques
   async function run (read: ReadEvent, request: FastifyRequest, receivedAt: number, deadline: number): Promise<DirectOutcome> {
     const { eventId } = read
     const execution = execute(read, request, receivedAt, Date.now() + leaseMs)
-    if (eventId === undefined) return await within(execution, deadline - Date.now()).then((outcome) => outcome === LATE ? 'pending' : outcome)
-    const settled = execution.finally(() => running.delete(eventId))
-    running.set(eventId, settled)
-    const outcome = await within(settled, deadline - Date.now())
+    if (eventId !== undefined) running.set(eventId, execution.finally(() => running.delete(eventId)))
+    const outcome = await within(execution, deadline - Date.now())
     return outcome === LATE ? 'pending' : outcome
   }
 
@@ -147,16 +147,15 @@ export function createDirectHandler (deps: DirectDeps): (read: ReadEvent, reques
     const { eventId } = read
     // Without a usable id copies cannot be told apart: each is handed on.
     if (eventId === undefined) return await run(read, request, receivedAt, deadline)
-    for (let poll = POLL_MS; ; poll = Math.min(poll * 2, MAX_POLL_MS)) {
-      const found = await claim(eventId, deadline)
-      if (found === 'unavailable') return 'unavailable'
-      if (found === 'late') return 'pending'
-      if (found === 'done') return 'duplicate'
-      if (found === 'new') return await run(read, request, receivedAt, deadline)
-      // Busy: wait for the run holding it, here or elsewhere, then claim again.
+    let found = await claim(eventId, deadline)
+    for (let poll = POLL_MS; found === 'busy'; poll = Math.min(poll * 2, MAX_POLL_MS)) {
+      // Wait for the run holding it, here or elsewhere, then claim again.
       const left = deadline - Date.now()
       if (left <= 0) return 'pending'
       await within(running.get(eventId) ?? sleep(poll, undefined, { ref: false }), left)
+      found = await claim(eventId, deadline)
     }
+    if (found === 'new') return await run(read, request, receivedAt, deadline)
+    return found === 'done' ? 'duplicate' : found === 'late' ? 'pending' : 'unavailable'
   }
 }

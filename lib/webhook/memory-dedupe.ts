@@ -22,6 +22,11 @@ export class MemoryDedupeStore implements DedupeStore {
   readonly #now: () => number
   /** id → when its claim lapses (ms), or DONE. */
   readonly #ids = new Map<string, number>()
+  /**
+   * Walks the ids oldest first, and every id it passed was forgotten, so its next one is the
+   * oldest left. A fresh `keys()` per eviction would step over every forgotten slot again.
+   */
+  readonly #oldest = this.#ids.keys()
 
   constructor ({ size = DEFAULT_DEDUPE_SIZE, now = Date.now }: MemoryDedupeOptions = {}) {
     if (!Number.isInteger(size) || size < 1) throw new RangeError('MemoryDedupeStore size must be a positive integer')
@@ -49,6 +54,6 @@ export class MemoryDedupeStore implements DedupeStore {
   #set (id: string, until: number): void {
     this.#ids.delete(id)
     this.#ids.set(id, until)
-    if (this.#ids.size > this.#size) this.#ids.delete(this.#ids.keys().next().value!)
+    if (this.#ids.size > this.#size) this.#ids.delete(this.#oldest.next().value!)
   }
 }

@@ -1,26 +1,22 @@
 import { STATUS_CODES } from 'node:http'
-import type { Counter } from '@prometheus-io/client'
 import type { FastifyBaseLogger, FastifyError, FastifyInstance, FastifyReply } from 'fastify'
 import { CioWebhookHandlerError, CioWebhookMalformedError, CioWebhookRetryLaterError, CioWebhookTooLargeError, CioWebhookUnsupportedMediaTypeError } from '../errors.ts'
-import type { MetricFactory } from '../monitoring/metrics.ts'
-import { sanitizeString } from '../monitoring/redact.ts'
+import type { MetricsHandle } from '../monitoring/metrics.ts'
+import { sanitizeString } from '../monitoring/sanitize.ts'
 import { LATE, within } from '../timers.ts'
 import type { Tracing } from '../monitoring/tracing.ts'
 import type { StoreOperation } from './dedupe.ts'
 import { createDirectHandler, type DirectOutcome } from './direct.ts'
 import { parseEvent, type ReadEvent } from './events.ts'
 import { openInbox } from './inbox/mode.ts'
-import { createInboxGauge, type RejectReason, type WebhookMetrics } from './metrics.ts'
+import { createInboxGauge, createWebhookMetrics, type RejectReason } from './metrics.ts'
 import type { WebhookSettings } from './options.ts'
 import { recorder } from './record.ts'
 import { createWebhookVerifier, VERIFY_ERRORS } from './verify.ts'
 
 export interface WebhookDeps {
   readonly options: WebhookSettings
-  readonly metrics: WebhookMetrics
-  /** For the inbox's job gauge, created only in inbox mode. */
-  readonly factory: MetricFactory
-  readonly emailSent: Counter<'source' | 'type'>
+  readonly metrics: MetricsHandle
   readonly tracing: Tracing | undefined
   readonly log: FastifyBaseLogger
   readonly secrets: readonly string[]
@@ -47,11 +43,12 @@ function answer (reply: FastifyReply, error: Error): FastifyReply {
  * for an hour after a 4xx or 500, so nothing that came from it is refused: a failure here
  * answers 503, which it retries with its normal backoff.
  */
+const retryLater = (): Error => new CioWebhookRetryLaterError()
 const ANSWERS: Readonly<Record<Exclude<DirectOutcome, 'handled' | 'duplicate'>, () => Error>> = {
   failed: () => new CioWebhookHandlerError(),
-  pending: () => new CioWebhookRetryLaterError(),
-  unavailable: () => new CioWebhookRetryLaterError(),
-  unconfirmed: () => new CioWebhookRetryLaterError()
+  pending: retryLater,
+  unavailable: retryLater,
+  unconfirmed: retryLater
 }
 
 const ERROR_SCHEMA = {
@@ -70,15 +67,16 @@ const BODY_ERRORS: Readonly<Record<string, RejectReason>> = {
  * JSON bytes (the signature covers them), so the app's own parsers are untouched.
  */
 export async function registerWebhookRoute (fastify: FastifyInstance, deps: WebhookDeps): Promise<{ close: () => Promise<void> }> {
-  const { options, metrics, factory, emailSent, tracing, log, secrets } = deps
+  const { options, tracing, log, secrets } = deps
+  const metrics = createWebhookMetrics(deps.metrics)
   const verify = createWebhookVerifier(options.signingKeys, options.toleranceSeconds)
-  const record = recorder(metrics, emailSent)
+  const record = recorder(metrics, deps.metrics.emailSent)
   const handlerFailed = () => { metrics.handlerErrors.inc() }
   const storeFailed = (operation: StoreOperation) => { metrics.storeErrors.inc({ call: operation }) }
   const inbox = options.inbox === undefined
     ? undefined
     : await openInbox(options.inbox, { onEvent: options.onEvent, record, handlerFailed, tracing, log, secrets, commandTimeoutMs: options.answerWithinMs })
-  if (inbox !== undefined) createInboxGauge(factory, () => inbox.counts())
+  if (inbox !== undefined) createInboxGauge(deps.metrics, () => inbox.counts())
   const direct = createDirectHandler({ store: options.dedupe, onEvent: options.onEvent, answerWithinMs: options.answerWithinMs, record, handlerFailed, storeFailed, tracing, log, secrets })
 
   const refuse = (reply: FastifyReply, reason: RejectReason, error: Error = REFUSALS[reason]()) => {
