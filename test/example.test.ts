@@ -4,6 +4,9 @@ import { readFileSync } from 'node:fs'
 import { once } from 'node:events'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
+import { until } from './fixtures/wait.ts'
+// A timeout for each test (30 s): this file does not use ./helpers.ts, which brings it.
+import './fixtures/timeouts.ts'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const KEY = 'example-test-signing-key'
@@ -26,11 +29,16 @@ async function sendWebhook (url: string, key: string): Promise<{ code: number, s
   child.stdout!.on('data', (chunk) => { stdout += chunk })
   child.stderr!.on('data', (chunk) => { stderr += chunk })
   const [code] = await once(child, 'exit') as [number]
-  const value = (label: string): number => Number(new RegExp(`^${label}: +cio_email_sent_total\\{source="webhook",type="campaign"\\} (\\d+)$`, 'm').exec(stdout)?.[1] ?? NaN)
+  // send-webhook prints the series it read: one missing from its output is an error, never a number.
+  const value = (label: string): number => {
+    const found = new RegExp(`^${label}: +cio_email_sent_total\\{source="webhook",type="campaign"\\} (\\d+)$`, 'm').exec(stdout)
+    if (found === null) throw new Error(`no ${label} value of cio_email_sent_total{source="webhook",type="campaign"} in send-webhook's output:\n${stdout}${stderr}`)
+    return Number(found[1])
+  }
   return { code, stdout, stderr, before: value('before'), after: value('after') }
 }
 
-t.test('the example starts without warnings, counts a signed webhook sent by send-webhook, and exits cleanly on SIGTERM', async (t) => {
+t.test('the example starts without warnings, counts a signed webhook sent by send-webhook, and exits cleanly on SIGTERM', { timeout: 90_000 }, async (t) => {
   // The key comes from CUSTOMERIO_WEBHOOK_SIGNING_KEY even with the simulator; PORT=0 picks a free port.
   const server = spawn(process.execPath, ['example/server.ts'], {
     cwd: root,
@@ -77,6 +85,34 @@ t.test('the example starts without warnings, counts a signed webhook sent by sen
   clearTimeout(bound)
   t.same({ code, signal }, { code: 0, signal: null }, `a clean exit on SIGTERM:\n${stderr}`)
   t.equal(stderr, '', 'nothing on stderr while closing either')
+})
+
+t.test('npm start under SIGTERM to npm stops the example too, with a shutdown line', { timeout: 90_000 }, async (t) => {
+  const npm = spawn('npm', ['start'], { cwd: root, env: userEnv({ PORT: '0', TRAFFIC_INTERVAL_MS: '0' }), stdio: ['ignore', 'pipe', 'pipe'] })
+  t.teardown(() => { if (npm.exitCode === null && npm.signalCode === null) npm.kill('SIGKILL') })
+  let stdout = ''
+  const exited = once(npm, 'exit')
+  const url = await new Promise<string>((resolve, reject) => {
+    createInterface({ input: npm.stdout }).on('line', (line) => {
+      stdout += `${line}\n`
+      const match = /^example listening on (http:\/\/\S+)$/.exec(line)
+      if (match !== null) resolve(match[1]!)
+    })
+    exited.then(() => reject(new Error(`npm start exited before listening:\n${stdout}`)), reject)
+  })
+  npm.kill('SIGTERM')
+  await exited
+  t.match(stdout, /"msg":"shutting down"/, 'the example logs its shutdown')
+  t.match(stdout, /"msg":"closed"/)
+  const refused = await until(async () => {
+    try {
+      await fetch(url)
+    } catch (err) {
+      return err
+    }
+    throw new Error('the example still answers')
+  })
+  t.ok(refused, 'nothing answers at the example\'s address any more')
 })
 
 t.test('the README\'s shutdown snippet is the example\'s', async (t) => {

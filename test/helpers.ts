@@ -2,6 +2,8 @@ import { Writable } from 'node:stream'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import cioObservability, { type CioObservabilityOptions } from '../lib/index.ts'
 import { createCioSimulator, signWebhook, type CioSimulator, type SimulatorOptions } from '../lib/testing/index.ts'
+// Every test of a file that uses these helpers gets a timeout (30 s unless it sets its own).
+import './fixtures/timeouts.ts'
 
 interface Teardown { teardown: (fn: () => unknown) => void }
 
@@ -70,17 +72,25 @@ export function postWebhook (app: FastifyInstance, event: unknown, url = '/webho
   return app.inject({ method: 'POST', url, payload: body, headers: { 'content-type': 'application/json', ...signWebhook(body, WEBHOOK_KEY) } })
 }
 
-/** Parses the Prometheus text of the metrics route into series → value. */
+/** Prometheus text as series → value (`name{a="1",b="2"}` as rendered → number). */
+function parseExposition (text: string): Map<string, number> {
+  const found = new Map<string, number>()
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue
+    const at = line.lastIndexOf(' ')
+    found.set(line.slice(0, at), Number(line.slice(at + 1)))
+  }
+  return found
+}
+
+/**
+ * Every series of the metrics route, for a test that looks at the exposition as a whole (which
+ * series exist, how many). To read one value, use {@link metric}.
+ */
 export async function scrape (app: FastifyInstance, url = '/metrics'): Promise<Map<string, number>> {
   const res = await app.inject(url)
   if (res.statusCode !== 200) throw new Error(`scrape answered ${res.statusCode}`)
-  const series = new Map<string, number>()
-  for (const line of res.body.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue
-    const at = line.lastIndexOf(' ')
-    series.set(line.slice(0, at), Number(line.slice(at + 1)))
-  }
-  return series
+  return parseExposition(res.body)
 }
 
 /** `name{a="1",b="2"}` with labels in the order given. */
@@ -89,14 +99,24 @@ export function series (name: string, labels: Record<string, string> = {}): stri
   return parts.length === 0 ? name : `${name}{${parts.join(',')}}`
 }
 
+function valueIn (found: Map<string, number>, name: string, labels: Record<string, string>, where: string): number {
+  const value = found.get(series(name, labels))
+  if (value === undefined) throw new Error(`no series ${series(name, labels)} on ${where}`)
+  return value
+}
+
 /**
  * Value of one series, read back from the metrics route. A missing series is an error, never
  * 0, so a renamed metric or label fails the test instead of passing an `=== 0` check.
+ * The one way tests read a metric of an app (a bare registry: {@link registryMetric}).
  */
 export async function metric (app: FastifyInstance, name: string, labels: Record<string, string> = {}, url = '/metrics'): Promise<number> {
-  const found = (await scrape(app, url)).get(series(name, labels))
-  if (found === undefined) throw new Error(`no series ${series(name, labels)} on ${url}`)
-  return found
+  return valueIn(await scrape(app, url), name, labels, url)
+}
+
+/** {@link metric} for a registry with no app around it (the queue's unit tests, a registry the test made). */
+export async function registryMetric (registry: { metrics: () => Promise<string> | string }, name: string, labels: Record<string, string> = {}): Promise<number> {
+  return valueIn(parseExposition(await registry.metrics()), name, labels, 'the registry')
 }
 
 /** The rejection reason of a promise that must reject (fails the test through `undefined` otherwise). */

@@ -1,11 +1,12 @@
 import t from 'tap'
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { METRICS_DEFAULTS } from '../lib/monitoring/exposition.ts'
 import { QUEUE_DEFAULTS } from '../lib/queue/options.ts'
 import { INBOX_DEFAULTS, WEBHOOK_DEFAULTS } from '../lib/webhook/options.ts'
-import { readmeTable, readResults, renderTable } from '../bench/results.ts'
+import { README_FILE, readmeTable, readResults, renderTable } from '../bench/results.ts'
 
 const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8')
+const benchReadme = readFileSync(README_FILE, 'utf8')
 
 /** `| \`section.key\` | default | … |` rows of the README, as key → default cell. */
 const documented = new Map([...readme.matchAll(/^\| `((?:webhook\.inbox|webhook|metrics|queue)\.\w+)` \| ([^|]+) \|/gm)].map(([, key, cell]) => [key!, cell!.trim()]))
@@ -25,6 +26,21 @@ t.test('the README documents every section option with the default the code uses
   for (const [key, value] of expected) t.equal(documented.get(key), value, key)
 })
 
-t.test('the README\'s benchmark table is bench/results.json, every benchmark\'s latest rows', async (t) => {
-  t.equal(readmeTable(readme), renderTable(readResults()))
+t.test('bench/README.md\'s table is bench/results.json, every benchmark\'s latest rows', async (t) => {
+  t.equal(README_FILE.pathname, new URL('../bench/README.md', import.meta.url).pathname, 'npm run bench renders into bench/README.md')
+  t.equal(readmeTable(benchReadme), renderTable(readResults()))
+})
+
+t.test('the README keeps benchmark figures out and links to bench/README.md', async (t) => {
+  t.notOk(readme.includes('<!-- bench:'), 'no benchmark table in the README')
+  t.match(readme, /\]\(bench\/README\.md\)/)
+})
+
+t.test('every relative link of the README and bench/README.md points at a file that exists', async (t) => {
+  for (const [name, url] of [['README.md', new URL('../README.md', import.meta.url)], ['bench/README.md', README_FILE]] as const) {
+    const text = readFileSync(url, 'utf8')
+    for (const [, target] of text.matchAll(/\]\((?!https?:|#)([^)#\s]+)[^)]*\)/g)) {
+      t.ok(existsSync(new URL(target!, url)), `${name} → ${target}`)
+    }
+  }
 })

@@ -3,7 +3,7 @@ import { APIClient, TrackClient } from 'customerio-node'
 import { operations, snakeCase } from '../../lib/client/operations.ts'
 import { HISTOGRAM_LABEL_SETS } from '../../lib/monitoring/metrics.ts'
 import { argsFor } from '../fixtures/sdk-args.ts'
-import { buildApp, scrape, series, simOptions, startSimulator } from '../helpers.ts'
+import { buildApp, metric, scrape, simOptions, startSimulator } from '../helpers.ts'
 
 // `resourceBase` is declared private in the SDK's types: a URL helper, not an API call.
 const publicMethods = (proto: object) => Object.getOwnPropertyNames(proto).filter((n) => n !== 'constructor' && n !== 'resourceBase').sort()
@@ -35,10 +35,11 @@ t.test('every operation succeeds through fastify.cio over HTTP and is counted', 
     t.match(request.path, new RegExp(`^${op.template.replace(/\{[^}]+\}/g, '[^/]+')}$`), `${op.name} path follows ${op.template}`)
     t.equal(request.status, 200)
   }
-  const metrics = await scrape(app)
   for (const op of operations) {
-    t.equal(metrics.get(series('cio_api_requests_total', { api: op.api, operation: op.label })), 1, `${op.label} counted once`)
+    t.equal(await metric(app, 'cio_api_requests_total', { api: op.api, operation: op.label }), 1, `${op.label} counted once`)
   }
+  // The latency label sets as a whole: how many there are, and the observations in them.
+  const metrics = await scrape(app)
   let successes = 0
   for (const [key, count] of metrics) {
     if (key.startsWith('cio_api_request_duration_seconds_count{') && key.includes('outcome="success"')) successes += count
@@ -46,10 +47,10 @@ t.test('every operation succeeds through fastify.cio over HTTP and is counted', 
   t.equal(successes, operations.length, 'one latency observation per call')
   const ops = [...metrics.keys()].filter((k) => k.startsWith('cio_api_request_duration_seconds_count{'))
   t.equal(ops.length, HISTOGRAM_LABEL_SETS + 1, 'latency label sets capped, the rest under _other')
-  t.ok(metrics.get(series('cio_api_request_duration_seconds_count', { api: 'app', operation: '_other', outcome: 'success' }))! > 0)
-  t.equal(metrics.get(series('cio_api_attempts_total', { api: 'track', status_code: '2xx' })), 19)
-  t.equal(metrics.get(series('cio_api_attempts_total', { api: 'app', status_code: '2xx' })), 160)
-  t.equal(metrics.get(series('cio_api_in_flight', { api: 'app' })), 0)
+  t.ok(await metric(app, 'cio_api_request_duration_seconds_count', { api: 'app', operation: '_other', outcome: 'success' }) > 0)
+  t.equal(await metric(app, 'cio_api_attempts_total', { api: 'track', status_code: '2xx' }), 19)
+  t.equal(await metric(app, 'cio_api_attempts_total', { api: 'app', status_code: '2xx' }), 160)
+  t.equal(await metric(app, 'cio_api_in_flight', { api: 'app' }), 0)
 })
 
 t.test('results are the SDK\'s own: a send returns its delivery id', async (t) => {

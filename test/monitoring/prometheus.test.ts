@@ -51,8 +51,14 @@ async function until<T> (what: string, fn: () => Promise<T | undefined>, timeout
   }
 }
 
+// This file may run longer than tap's per-file timeout allows other files: it sets its own.
+t.setTimeout(300_000)
+
 t.test('a real Prometheus scrapes the app: dashboard queries and rules return data; the error alert fires and resolves', {
-  skip: installed ? false : 'prometheus is not installed (.ci/run installs it)'
+  skip: installed ? false : 'prometheus is not installed (.ci/run installs it)',
+  // About 20 s when all is well. Its waits below are bounded (20 + 60 + 60 + 90 s) and say what
+  // they waited for; this only catches a hang outside them.
+  timeout: 240_000
 }, async (t) => {
   const sim = await startSimulator(t)
   // Inbox mode, so the inbox panels have data too; its events are counted when their jobs complete.

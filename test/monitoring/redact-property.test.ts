@@ -4,7 +4,7 @@
  * survive in the output, in any encoding, nor once the output is decoded. Seeded, so repeatable.
  */
 import t from 'tap'
-import { sanitize, sanitizeString } from '../../lib/monitoring/redact.ts'
+import { sanitize, sanitizeString } from '../../lib/monitoring/sanitize.ts'
 import { operations } from '../../lib/client/operations.ts'
 import { ENCODINGS, leaks, type Pii } from '../fixtures/leak-check.ts'
 

@@ -1,7 +1,8 @@
 import t from 'tap'
 import { Writable } from 'node:stream'
 import pino from 'pino'
-import { cioRedactPaths, sanitize, sanitizeString, REDACTED } from '../../lib/monitoring/redact.ts'
+import { cioRedactPaths } from '../../lib/monitoring/redact.ts'
+import { sanitize, sanitizeString, REDACTED } from '../../lib/monitoring/sanitize.ts'
 import { operations } from '../../lib/client/operations.ts'
 import { buildApp, rejection, simOptions, startSimulator } from '../helpers.ts'
 

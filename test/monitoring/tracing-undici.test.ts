@@ -12,7 +12,7 @@ import {
   type ReadableSpan, type SpanProcessor
 } from '@opentelemetry/sdk-trace-base'
 import type { CioSimulator } from '../../lib/testing/index.ts'
-import { buildApp, rejection, scrape, series, simOptions, startSimulator } from '../helpers.ts'
+import { buildApp, metric, rejection, simOptions, startSimulator } from '../helpers.ts'
 
 const exporter = new InMemorySpanExporter()
 /** Spans started and not ended yet, and the tests waiting for none: they wait for events, never for time. */
@@ -92,7 +92,7 @@ function assertRetriedTwice (t: Test, trace: Awaited<ReturnType<typeof callTrace
 }
 
 async function retriedTwice (t: Test, sim: CioSimulator, app: Awaited<ReturnType<typeof buildApp>>['app']) {
-  const attempts = async (status: string) => (await scrape(app)).get(series('cio_api_attempts_total', { api: 'track', status_code: status }))!
+  const attempts = async (status: string) => metric(app, 'cio_api_attempts_total', { api: 'track', status_code: status })
   const [failed, succeeded] = [await attempts('503'), await attempts('2xx')]
   sim.fault({ operation: 'track', status: 503, times: 2 })
   await app.cio.track('jane.doe@example.com', { name: 'signed_up' })
@@ -170,8 +170,7 @@ t.test('a failed attempt: the instrumentation\'s error span, then the retry with
   t.equal(attempts[0]!.attributes['http.request.resend_count'], undefined)
   t.equal(attempts[1]!.attributes['http.request.resend_count'], 1)
   t.equal(attempts[1]!.attributes['http.response.status_code'], 200)
-  const metrics = await scrape(app)
-  t.equal(metrics.get(series('cio_api_attempts_total', { api: 'track', status_code: 'network' })), 1)
+  t.equal(await metric(app, 'cio_api_attempts_total', { api: 'track', status_code: 'network' }), 1)
 })
 
 t.test('a failed call without retries: one attempt span, the instrumentation\'s', async (t) => {

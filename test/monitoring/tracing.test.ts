@@ -10,7 +10,7 @@ import { operations } from '../../lib/client/operations.ts'
 import { serverOf, Tracing } from '../../lib/monitoring/tracing.ts'
 import { argsFor } from '../fixtures/sdk-args.ts'
 import { signWebhook, webhookEvent } from '../../lib/testing/index.ts'
-import { buildApp, rejection, scrape, series, simOptions, startSimulator, WEBHOOK_KEY } from '../helpers.ts'
+import { buildApp, metric, rejection, simOptions, startSimulator, WEBHOOK_KEY } from '../helpers.ts'
 
 const exporter = new InMemorySpanExporter()
 const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] })
@@ -84,14 +84,9 @@ t.test('error.type on the span equals the metric label for every injected failur
     t.equal(span!.events[0]!.name, 'exception')
     const api = span!.attributes['customerio.api'] as string
     const operation = span!.attributes['customerio.operation'] as string
-    t.equal(await scrapeOne(app, api, operation, type), 1, `${type}: metric agrees`)
+    t.equal(await metric(app, 'cio_api_errors_total', { api, operation, error_type: type }), 1, `${type}: metric agrees`)
   }
 })
-
-async function scrapeOne (app: Parameters<typeof scrape>[0], api: string, operation: string, type: string): Promise<number | undefined> {
-  const metrics = await scrape(app)
-  return metrics.get(series('cio_api_errors_total', { api, operation, error_type: type }))
-}
 
 t.test('exception messages on spans are sanitised', async (t) => {
   const sim = await startSimulator(t)

@@ -1,5 +1,4 @@
 import t, { type Test } from 'tap'
-import type { FastifyInstance } from 'fastify'
 import promClient from '@prometheus-io/client'
 import { TrackClient } from 'customerio-node'
 import { Agent } from 'undici'
@@ -9,7 +8,7 @@ import { QUEUE_DEFAULTS } from '../../lib/queue/options.ts'
 import { CioQueue } from '../../lib/queue/queue.ts'
 import type { CioSimulator } from '../../lib/testing/index.ts'
 import { JitterClock, ManualClock } from '../fixtures/clock.ts'
-import { buildApp, rejection, scrape, series, simOptions, startSimulator } from '../helpers.ts'
+import { buildApp, metric, registryMetric, rejection, simOptions, startSimulator } from '../helpers.ts'
 import pino from 'pino'
 
 const Q = { queue: 'track' }
@@ -60,8 +59,6 @@ async function clockedQueue (t: T, settings: Partial<typeof QUEUE_DEFAULTS> = {}
   }
   const queue = new CioQueue({ ...QUEUE_DEFAULTS, ...FAST, ...settings, onDrop: (ops, reason) => drops.push([ops, reason]) },
     send, createMetrics(registry, { version: '0', sdkVersion: '0' }), pino({ level: 'silent' }), clock, () => 0.5)
-  const count = async (name: string, labels: Record<string, string> = Q) =>
-    (await registry.register.getSingleMetricAsString(name)).split('\n').find((l) => l.startsWith(series(name, labels) + ' '))?.split(' ')[1]
   /** Resolves once every batch call so far has settled and the queue has reacted to it (batches it then started included). */
   const settled = async () => {
     for (let seen = -1; seen !== sends.length;) {
@@ -86,7 +83,7 @@ async function clockedQueue (t: T, settings: Partial<typeof QUEUE_DEFAULTS> = {}
       clock.advance(step)
     }
   }
-  return { sim, clock, queue, sends, drops, agent, count, settled, alive, until }
+  return { sim, clock, queue, sends, drops, agent, register: registry.register, settled, alive, until }
 }
 
 const events = (sim: CioSimulator) => sim.events.map((e) => e.customerId)
@@ -97,10 +94,6 @@ function delivered (sim: CioSimulator): BatchOperation[] {
 }
 
 const idsOf = (ops: BatchOperation[]) => ops.map((op) => (op.identifiers as { id: string }).id)
-
-async function metric (app: FastifyInstance, name: string, labels: Record<string, string> = Q) {
-  return (await scrape(app)).get(series(name, labels))
-}
 
 t.test('each helper becomes the right Track v2 operation, in order; events carry a ULID id', async (t) => {
   const { sim, queue } = await queueApp(t)
@@ -238,8 +231,8 @@ t.test('a full queue drops the newest (overflow) and counts exactly', async (t) 
   t.equal(dropped.length, 150)
   t.equal(idsOf(dropped)[0], 'p50', 'the newest are the ones dropped')
   t.equal(await metric(app, 'cio_queue_dropped_total', { queue: 'track', reason: 'overflow' }), 150)
-  t.equal(await metric(app, 'cio_queue_capacity'), 50)
-  t.ok((await metric(app, 'cio_queue_depth'))! >= 40)
+  t.equal(await metric(app, 'cio_queue_capacity', Q), 50)
+  t.ok(await metric(app, 'cio_queue_depth', Q) >= 40)
   t.ok(logs.lines.filter((l) => l.reason === 'overflow').length <= 2, 'drops are logged in summary, not per operation')
 })
 
@@ -251,7 +244,7 @@ t.test('a 207 drops the rejected operations with reason rejected and sends the r
   await queue.flush()
   t.same(idsOf(drops), ['bad1', 'bad2'])
   t.equal(await metric(app, 'cio_queue_dropped_total', { queue: 'track', reason: 'rejected' }), 2)
-  t.equal(await metric(app, 'cio_queue_sent_total'), 3)
+  t.equal(await metric(app, 'cio_queue_sent_total', Q), 3)
   const line = logs.lines.find((l) => l.msg === 'customer.io rejected queued operations')!
   t.equal(line.rejected, 2)
   t.notMatch(JSON.stringify(line), /jane@example\.com/, 'the API\'s reason is logged sanitised')
@@ -269,7 +262,7 @@ t.test('a batch refused for its content (400, 422) is dropped as rejected, count
     t.same(drops, [[['a', 'b'], 'rejected']], `${status}`)
     t.same(idsOf(delivered(sim)), ['c'], `${status}: the next batch was sent`)
     t.equal(await metric(app, 'cio_queue_dropped_total', { queue: 'track', reason: 'rejected' }), 2)
-    t.equal(await metric(app, 'cio_queue_retries_total'), 0, 'never sent again')
+    t.equal(await metric(app, 'cio_queue_retries_total', Q), 0, 'never sent again')
     t.equal(await metric(app, 'cio_api_errors_total', { api: 'track', operation: 'batch', error_type: String(status) }), 1, 'batch calls go through fastify.cio')
     t.ok(logs.lines.some((l) => l.msg === 'customer.io refused a queued batch'))
   }
@@ -295,14 +288,14 @@ t.test('an outage of 503s, 429s, hangs, resets and lost answers: nothing dropped
   t.same(events(sim), Array.from({ length: 2_000 }, (_, i) => `p${i}`), 'once each, in order')
   t.ok(sim.discardedEvents.length > 0, `re-sent events were discarded by id (${sim.discardedEvents.length})`)
   t.equal(await metric(app, 'cio_queue_dropped_total', { queue: 'track', reason: 'overflow' }), 0)
-  t.equal(await metric(app, 'cio_queue_sent_total'), 2_000)
-  t.ok((await metric(app, 'cio_queue_retries_total'))! > 0, 'retries were counted')
+  t.equal(await metric(app, 'cio_queue_sent_total', Q), 2_000)
+  t.ok(await metric(app, 'cio_queue_retries_total', Q) > 0, 'retries were counted')
 })
 
 underEachClock('a batch whose answer is lost is sent again with the same ids, and Customer.io discards the copies', async (t, Clock) => {
   const sim = await startSimulator(t)
   sim.fault({ operation: 'batch', lose: 'reset', times: 1 })
-  const { queue, sends, count, until } = await clockedQueue(t, { batchSize: 5, retryDelayMs: 100 }, sim, Clock)
+  const { queue, sends, register, until } = await clockedQueue(t, { batchSize: 5, retryDelayMs: 100 }, sim, Clock)
   for (let i = 0; i < 5; i++) queue.track('p1', { name: `e${i}` })
   // With the jitter at 0.5 the backoff is 50 ms.
   await until(() => sends.length === 2, 10, 10)
@@ -310,7 +303,7 @@ underEachClock('a batch whose answer is lost is sent again with the same ids, an
   t.same(second, first, 'the same ids')
   t.equal(sim.eventsFor('p1').length, 5, 'recorded once')
   t.equal(sim.discardedEvents.length, 5, 'the copies were discarded')
-  t.equal(await count('cio_queue_retries_total'), '1')
+  t.equal(await registryMetric(register, 'cio_queue_retries_total', Q), 1)
 })
 
 underEachClock('the backoff grows after each failure, honours Retry-After, and resets after a success', async (t, Clock) => {
@@ -343,12 +336,19 @@ underEachClock('the backoff grows after each failure, honours Retry-After, and r
   await sentAgainAfter(700, 5, 'Retry-After (700 ms) wins over the backoff (50 ms)')
   await settled()
   t.same(idsOf(delivered(sim)), ['a', 'b'])
+
+  // Four failures so far, each followed by a success: the next failure waits 50 ms again, not 500.
+  sim.fault({ operation: 'batch', status: 503, times: 1 })
+  queue.identify('c')
+  await sentAgainAfter(50, 7, 'after a success the backoff starts over')
+  await settled()
+  t.same(idsOf(delivered(sim)), ['a', 'b', 'c'])
 })
 
 underEachClock('an outage of 30 simulated seconds is retried to its end: nothing dropped, nothing doubled', async (t, Clock) => {
   const sim = await startSimulator(t)
   sim.fault({ operation: 'batch', status: 503, times: 40 })
-  const { queue, sends, count, until } = await clockedQueue(t, { retryDelayMs: 100, maxRetryDelayMs: 1_000, batchSize: 10 }, sim, Clock)
+  const { queue, sends, register, until } = await clockedQueue(t, { retryDelayMs: 100, maxRetryDelayMs: 1_000, batchSize: 10 }, sim, Clock)
   for (let i = 0; i < 20; i++) queue.track(`p${i}`, { name: 'e' })
   let waited = 0
   // 40 failed sends, then the one that succeeds; each within a second of the last (the backoff is at most 500 ms).
@@ -357,15 +357,15 @@ underEachClock('an outage of 30 simulated seconds is retried to its end: nothing
   await queue.flush()
   t.ok(waited >= 30_000, `${waited / 1000} s of outage`)
   t.same(events(sim), Array.from({ length: 20 }, (_, i) => `p${i}`))
-  t.equal(await count('cio_queue_retries_total'), '40')
-  t.equal(await count('cio_queue_dropped_total', { queue: 'track', reason: 'overflow' }), '0')
-  t.equal(await count('cio_queue_sent_total'), '20')
+  t.equal(await registryMetric(register, 'cio_queue_retries_total', Q), 40)
+  t.equal(await registryMetric(register, 'cio_queue_dropped_total', { queue: 'track', reason: 'overflow' }), 0)
+  t.equal(await registryMetric(register, 'cio_queue_sent_total', Q), 20)
 })
 
 underEachClock('close() under a hanging API: at the deadline everything is handed to onDrop and counted, the batch in flight included', async (t, Clock) => {
   const sim = await startSimulator(t)
   sim.fault({ operation: 'batch', hang: true })
-  const { clock, queue, drops, agent, count, settled } = await clockedQueue(t, { batchSize: 10, shutdownTimeoutMs: 5_000 }, sim, Clock)
+  const { clock, queue, drops, agent, register, settled } = await clockedQueue(t, { batchSize: 10, shutdownTimeoutMs: 5_000 }, sim, Clock)
   for (let i = 0; i < 35; i++) queue.track(`p${i}`, { name: 'e' })
   await sim.until((s) => s.requestsFor('batch').length === 1)
   let closed = false
@@ -382,8 +382,8 @@ underEachClock('close() under a hanging API: at the deadline everything is hande
   // The plugin ends the request in flight by closing its pool; its late failure changes nothing.
   await agent.destroy()
   await settled()
-  t.equal(await count('cio_queue_dropped_total', { queue: 'track', reason: 'shutdown' }), '36')
-  t.equal(await count('cio_queue_sent_total'), '0', 'sent + handed over = accepted + the late one, exactly')
+  t.equal(await registryMetric(register, 'cio_queue_dropped_total', { queue: 'track', reason: 'shutdown' }), 36)
+  t.equal(await registryMetric(register, 'cio_queue_sent_total', Q), 0, 'sent + handed over = accepted + the late one, exactly')
   t.equal(drops.length, 2, 'nothing handed over twice')
 })
 
@@ -413,7 +413,7 @@ underEachClock('close() during a backoff hands everything over at the deadline; 
   await late.settled()
   t.equal(slow.events.length, 1, 'Customer.io took it after the deadline')
   t.same(late.drops.map(([ops, reason]) => [ops.length, reason]), [[1, 'shutdown']], 'handed over once, at the deadline')
-  t.equal(await late.count('cio_queue_sent_total'), '0', 'and not counted as sent as well')
+  t.equal(await registryMetric(late.register, 'cio_queue_sent_total', Q), 0, 'and not counted as sent as well')
 })
 
 t.test('a dispatcher the app passes in stays the app\'s: the plugin does not close it', async (t) => {
@@ -463,7 +463,7 @@ t.test('queue options', async (t) => {
   const off = await buildApp(t, simOptions(sim, { queue: false }))
   t.equal(off.app.cio.queue, undefined)
   const on = await buildApp(t, simOptions(sim))
-  t.equal(await metric(on.app, 'cio_queue_capacity'), 10_000, 'on by default with Track credentials')
+  t.equal(await metric(on.app, 'cio_queue_capacity', Q), 10_000, 'on by default with Track credentials')
   const { default: Fastify } = await import('fastify')
   const { default: cio } = await import('../../lib/index.ts')
   for (const [queue, message] of [

@@ -7,7 +7,7 @@ import { RedisDedupeStore } from '../../lib/webhook/redis-dedupe.ts'
 import { gate } from '../fixtures/gate.ts'
 import { startRedis } from '../fixtures/redis.ts'
 import { counter } from '../fixtures/wait.ts'
-import { buildApp, scrape, series, simOptions, startSimulator, postWebhook, WEBHOOK_KEY } from '../helpers.ts'
+import { buildApp, metric, simOptions, startSimulator, postWebhook, WEBHOOK_KEY } from '../helpers.ts'
 
 async function webhookApp (t: Test, webhook: CioWebhookOptions) {
   const sim = await startSimulator(t)
@@ -32,7 +32,12 @@ const client = (): Redis => {
   return r
 }
 
-for (const [name, make] of [['memory store', () => new MemoryDedupeStore()], ['Redis store', () => new RedisDedupeStore(client(), { prefix: `claims:${Math.random()}:` })]] as const) {
+const stores = [
+  ['memory store', () => new MemoryDedupeStore()],
+  ['Redis store', () => new RedisDedupeStore(client(), { prefix: `claims:${Math.random()}:` })]
+] as const
+
+for (const [name, make] of stores) {
   t.test(`${name}: the first onEvent throws while 4 copies wait; it never runs twice at once, the failure answers 503, a later copy succeeds, counts are exact`, async (t) => {
     const { store, claims } = observed(make())
     const release = gate()
@@ -65,11 +70,34 @@ for (const [name, make] of [['memory store', () => new MemoryDedupeStore()], ['R
     t.equal(results.filter(([, what]) => what === 'duplicate').length, 3, 'the rest found it done')
     t.equal(calls, 2)
     t.equal(most, 1, 'never two at once')
-    const metrics = await scrape(app)
-    t.equal(metrics.get(series('cio_webhook_received_total', { object_type: 'email', metric: 'bounced' })), 1)
-    t.equal(metrics.get('cio_email_bounced_total'), 1)
-    t.equal(metrics.get('cio_webhook_duplicates_total'), 3)
-    t.equal(metrics.get('cio_webhook_handler_errors_total'), 1)
+    t.equal(await metric(app, 'cio_webhook_received_total', { object_type: 'email', metric: 'bounced' }), 1)
+    t.equal(await metric(app, 'cio_email_bounced_total'), 1)
+    t.equal(await metric(app, 'cio_webhook_duplicates_total'), 3)
+    t.equal(await metric(app, 'cio_webhook_handler_errors_total'), 1)
+  })
+}
+
+for (const [name, make] of stores) {
+  // Without the release, the copy would find the id claimed for the whole 60 s lease and answer
+  // 503 at answerWithinMs; the short budget makes that fail at once.
+  t.test(`${name}: a failed onEvent hands its claim back at once, so the next copy runs it (not after the lease)`, { timeout: 5_000 }, async (t) => {
+    const store = make()
+    let calls = 0
+    const { app } = await webhookApp(t, {
+      dedupe: store,
+      answerWithinMs: 300,
+      onEvent: () => { if (++calls === 1) throw new Error('database down') }
+    })
+    const event = webhookEvent('email', 'bounced')
+    const failed = await postWebhook(app, event)
+    t.equal(failed.statusCode, 503)
+    t.equal(failed.json().code, 'FST_CIO_WEBHOOK_HANDLER_FAILED')
+    const copy = await postWebhook(app, event)
+    t.same(copy.json(), { ok: true }, 'the next copy runs onEvent at once')
+    t.equal(calls, 2)
+    t.same((await postWebhook(app, event)).json(), { ok: true, duplicate: true }, 'and confirms it')
+    t.equal(await metric(app, 'cio_webhook_handler_errors_total'), 1)
+    t.equal(await metric(app, 'cio_webhook_received_total', { object_type: 'email', metric: 'bounced' }), 1)
   })
 }
 
@@ -104,8 +132,7 @@ t.test('an onEvent that has not settled within answerWithinMs answers 503 and go
   await finished.reached(1)
   await new Promise(setImmediate)
   t.same((await postWebhook(app, event)).json(), { ok: true, duplicate: true }, 'once it finished, a copy is a duplicate')
-  const metrics = await scrape(app)
-  t.equal(metrics.get(series('cio_webhook_received_total', { object_type: 'email', metric: 'delivered' })), 1, 'counted once, when it finished')
+  t.equal(await metric(app, 'cio_webhook_received_total', { object_type: 'email', metric: 'delivered' }), 1, 'counted once, when it finished')
 })
 
 t.test('a dedupe store that fails answers 503, so Customer.io keeps the event', async (t) => {
@@ -149,7 +176,34 @@ t.test('a claim the store grants after the answer was given is handed back; a la
   slow.open()
   await released.reached(1)
   t.equal((await postWebhook(app, event)).statusCode, 200, 'the late claim was released: this copy runs')
-  t.equal(await scrape(app).then((m) => m.get(series('cio_webhook_received_total', { object_type: 'email', metric: 'sent' }))), 1)
+  t.equal(await metric(app, 'cio_webhook_received_total', { object_type: 'email', metric: 'sent' }), 1)
+})
+
+t.test('a late busy answer hands nothing back: the claim another copy holds stays', { timeout: 5_000 }, async (t) => {
+  const memory = new MemoryDedupeStore()
+  const slow = gate()
+  const answered = counter()
+  const released: string[] = []
+  const { app } = await webhookApp(t, {
+    answerWithinMs: 50,
+    dedupe: {
+      claim: async (id, leaseMs) => {
+        await slow.promise
+        try { return memory.claim(id, leaseMs) } finally { answered.tick() }
+      },
+      confirm: (id) => memory.confirm(id),
+      release: (id) => { released.push(id); memory.release(id) }
+    }
+  })
+  const event = webhookEvent('email', 'sent')
+  t.equal(memory.claim(event.event_id, 60_000), 'new', 'another instance runs the event')
+  t.equal((await postWebhook(app, event)).statusCode, 503, 'the store answered too late')
+  slow.open()
+  await answered.reached(1)
+  // The late answer is handled in microtasks: once the event loop turns, it is done.
+  await new Promise((resolve) => { setImmediate(resolve) })
+  t.same(released, [], 'nothing handed back')
+  t.equal(memory.claim(event.event_id, 60_000), 'busy', 'the other instance still holds its claim')
 })
 
 t.test('a late answer that is no claim, or whose release fails, is left alone and logged', async (t) => {

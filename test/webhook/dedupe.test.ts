@@ -6,6 +6,8 @@ import { MemoryDedupeStore } from '../../lib/webhook/memory-dedupe.ts'
 import { RedisDedupeStore } from '../../lib/webhook/redis-dedupe.ts'
 import { dedupeContract } from './dedupe-contract.ts'
 import { startRedis } from '../fixtures/redis.ts'
+// A timeout for each test (30 s): this file does not use ../helpers.ts, which brings it.
+import '../fixtures/timeouts.ts'
 
 const SEVEN_DAYS_MS = 7 * 24 * 60 * 60 * 1000
 

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { signWebhook, webhookEvent } from '../../lib/testing/index.ts'
 import { METRICS_BY_OBJECT_TYPE, OBJECT_TYPES } from '../../lib/webhook/events.ts'
-import { buildApp, scrape, series, simOptions, startSimulator, WEBHOOK_KEY } from '../helpers.ts'
+import { buildApp, metric, simOptions, startSimulator, WEBHOOK_KEY } from '../helpers.ts'
 
 /** Repeatable pseudo-random numbers (LCG), so a failure can be replayed. */
 function rng (seed: number) {
@@ -60,7 +60,6 @@ t.test('correctly signed junk is never refused (it came from Customer.io): 202 w
     statuses.set(res.statusCode, (statuses.get(res.statusCode) ?? 0) + 1)
   }
   t.same([...statuses.keys()].sort(), [200, 202], `answers: ${JSON.stringify(Object.fromEntries(statuses))}`)
-  const metrics = await scrape(app)
-  t.equal(metrics.get(series('cio_webhook_rejected_total', { reason: 'malformed' })), statuses.get(202), 'each body that is not JSON counted as malformed')
-  t.equal(metrics.get(series('cio_webhook_received_total', { object_type: '_other', metric: '_other' })), statuses.get(200), 'the rest as unrecognised events')
+  t.equal(await metric(app, 'cio_webhook_rejected_total', { reason: 'malformed' }), statuses.get(202), 'each body that is not JSON counted as malformed')
+  t.equal(await metric(app, 'cio_webhook_received_total', { object_type: '_other', metric: '_other' }), statuses.get(200), 'the rest as unrecognised events')
 })

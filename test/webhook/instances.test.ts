@@ -7,7 +7,7 @@ import { webhookEvent } from '../../lib/testing/index.ts'
 import { RedisDedupeStore } from '../../lib/webhook/redis-dedupe.ts'
 import { startRedis } from '../fixtures/redis.ts'
 import { counter } from '../fixtures/wait.ts'
-import { buildApp, scrape, series, simOptions, startSimulator, postWebhook, WEBHOOK_KEY } from '../helpers.ts'
+import { buildApp, metric, simOptions, startSimulator, postWebhook, WEBHOOK_KEY } from '../helpers.ts'
 
 const redis = await startRedis(t)
 let queues = 0
@@ -17,9 +17,10 @@ async function instances (t: Test, webhook: () => Promise<CioWebhookOptions> | C
   return Promise.all([1, 2, 3].map(async () => (await buildApp(t, simOptions(sim, { logLevel: 'warn', webhook: { signingKeys: WEBHOOK_KEY, ...await webhook() } }))).app))
 }
 
+/** A series summed over the instances; each must have it. */
 async function total (apps: FastifyInstance[], name: string, labels?: Record<string, string>): Promise<number> {
   let sum = 0
-  for (const app of apps) sum += (await scrape(app)).get(series(name, labels)) ?? 0
+  for (const app of apps) sum += await metric(app, name, labels)
   return sum
 }
 

@@ -1,5 +1,5 @@
 import t, { type Test } from 'tap'
-import Fastify, { type FastifyInstance } from 'fastify'
+import Fastify from 'fastify'
 import pino from 'pino'
 import { Redis } from 'ioredis'
 import cioObservability, { MemoryDedupeStore, RedisDedupeStore, type CioWebhookOptions, type DedupeStore } from '../../lib/index.ts'
@@ -9,14 +9,7 @@ import { webhookEvent } from '../../lib/testing/index.ts'
 import { gate } from '../fixtures/gate.ts'
 import { startRedis, type RedisServer } from '../fixtures/redis.ts'
 import { counter, until } from '../fixtures/wait.ts'
-import { buildApp, captureLogs, postWebhook, scrape, series, simOptions, startSimulator, WEBHOOK_KEY } from '../helpers.ts'
-
-/** A metric's value; a missing series is an error, so a renamed metric cannot pass as 0. */
-async function metric (app: FastifyInstance, name: string, labels?: Record<string, string>): Promise<number> {
-  const found = (await scrape(app)).get(series(name, labels))
-  if (found === undefined) throw new Error(`no series ${series(name, labels)}`)
-  return found
-}
+import { buildApp, captureLogs, metric, postWebhook, simOptions, startSimulator, WEBHOOK_KEY } from '../helpers.ts'
 
 /** The app's own client, with the options the README gives for a store that must fail fast. */
 function appClient (t: Test, server: RedisServer): Redis {
@@ -207,4 +200,29 @@ t.test('an app hook that throws on the webhook route answers 503, not a 4xx', as
   t.equal(res.statusCode, 503)
   t.equal(res.json().code, 'FST_CIO_WEBHOOK_RETRY_LATER')
   t.ok(logs.lines.some((l) => l.msg === 'customer.io webhook route failed'))
+})
+
+t.test('a slow Redis (DEBUG SLEEP 2): the Redis store and the inbox answer 503 in time, then take the event once', async (t) => {
+  const server = await startRedis(t)
+  const admin = new Redis(server.url)
+  admin.on('error', () => {})
+  t.teardown(() => admin.disconnect())
+  const store = counter()
+  const { app } = await redisStoreApp(t, server, { onEvent: () => { store.tick() } })
+  const sim = await startSimulator(t)
+  const inboxRuns = counter()
+  const inbox = await buildApp(t, simOptions(sim, {
+    webhook: { signingKeys: WEBHOOK_KEY, answerWithinMs: 1_000, inbox: { connection: server.url, backoffMs: 1, queueName: 'slow' }, onEvent: () => { inboxRuns.tick() } }
+  }))
+  const first = webhookEvent('email', 'bounced')
+  const second = webhookEvent('email', 'spammed')
+  const sleeping = admin.call('DEBUG', 'SLEEP', '2')
+  t.equal((await postWebhook(app, first)).statusCode, 503, 'Redis store')
+  t.equal((await postWebhook(inbox.app, second)).statusCode, 503, 'inbox')
+  await sleeping
+  await until(async () => { if ((await postWebhook(app, first)).statusCode !== 200) throw new Error('not yet') })
+  await until(async () => { if ((await postWebhook(inbox.app, second)).statusCode !== 200) throw new Error('not yet') })
+  await inboxRuns.reached(1)
+  t.equal(store.count, 1)
+  t.equal(inboxRuns.count, 1)
 })

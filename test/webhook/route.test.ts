@@ -4,7 +4,7 @@ import { signWebhook, unrecognisedWebhookEvent, webhookEvent } from '../../lib/t
 import { METRICS_BY_OBJECT_TYPE, OBJECT_TYPES, type CioWebhookEvent } from '../../lib/webhook/events.ts'
 import { MemoryDedupeStore } from '../../lib/webhook/memory-dedupe.ts'
 import type { CioWebhookOptions } from '../../lib/index.ts'
-import { buildApp, scrape, series, simOptions, startSimulator, WEBHOOK_KEY } from '../helpers.ts'
+import { buildApp, metric, simOptions, startSimulator, WEBHOOK_KEY } from '../helpers.ts'
 import { gate } from '../fixtures/gate.ts'
 
 const PATH = '/webhooks/customerio'
@@ -25,27 +25,26 @@ t.test('every documented object_type × metric is accepted and counted', async (
   const { app } = await webhookApp(t)
   let total = 0
   for (const type of OBJECT_TYPES) {
-    for (const metric of METRICS_BY_OBJECT_TYPE[type]) {
-      const event = webhookEvent(type, metric, {
+    for (const name of METRICS_BY_OBJECT_TYPE[type]) {
+      const event = webhookEvent(type, name, {
         subject: 'Ünïcödé 🎉 — ваш заказ',
         href: `https://example.com/${'deep/'.repeat(200)}?utm=${'x'.repeat(500)}`,
         future_field: { nested: [1, 2, 3] }
       })
       const res = await post(app, { ...event, unknown_top_level: true })
-      t.equal(res.statusCode, 200, `${type}.${metric}`)
+      t.equal(res.statusCode, 200, `${type}.${name}`)
       t.same(res.json(), { ok: true })
       total++
     }
   }
-  const metrics = await scrape(app)
   for (const type of OBJECT_TYPES) {
-    for (const metric of METRICS_BY_OBJECT_TYPE[type]) {
-      t.equal(metrics.get(series('cio_webhook_received_total', { object_type: type, metric })), 1, `${type}.${metric} counted`)
+    for (const name of METRICS_BY_OBJECT_TYPE[type]) {
+      t.equal(await metric(app, 'cio_webhook_received_total', { object_type: type, metric: name }), 1, `${type}.${name} counted`)
     }
-    t.equal(metrics.get(series('cio_webhook_lag_seconds_count', { object_type: type })), METRICS_BY_OBJECT_TYPE[type].length)
+    t.equal(await metric(app, 'cio_webhook_lag_seconds_count', { object_type: type }), METRICS_BY_OBJECT_TYPE[type].length)
   }
   t.equal(total, 89, 'the 89 documented pairs, subscription changes under every channel included')
-  t.ok(Math.abs(metrics.get('cio_webhook_last_received_timestamp_seconds')! - Date.now() / 1000) < 60)
+  t.ok(Math.abs(await metric(app, 'cio_webhook_last_received_timestamp_seconds') - Date.now() / 1000) < 60)
 })
 
 t.test('the email funnel: sent by origin, bounced, spam complaints', async (t) => {
@@ -60,19 +59,15 @@ t.test('the email funnel: sent by origin, bounced, spam complaints', async (t) =
   for (const [origin, type] of origins) {
     const event = webhookEvent('email', 'sent', origin)
     t.equal((await post(app, JSON.parse(JSON.stringify(event)))).statusCode, 200)
-    t.equal(await scrapeValue(app, 'cio_email_sent_total', { source: 'webhook', type }), 1, type)
+    t.equal(await metric(app, 'cio_email_sent_total', { source: 'webhook', type }), 1, type)
   }
   await post(app, webhookEvent('email', 'bounced', { failure_message: 'mailbox full' }))
   await post(app, webhookEvent('email', 'spammed'))
   await post(app, webhookEvent('email', 'spammed'))
   await post(app, webhookEvent('push', 'bounced'))
-  t.equal(await scrapeValue(app, 'cio_email_bounced_total'), 1, 'only email bounces')
-  t.equal(await scrapeValue(app, 'cio_email_complained_total'), 2)
+  t.equal(await metric(app, 'cio_email_bounced_total'), 1, 'only email bounces')
+  t.equal(await metric(app, 'cio_email_complained_total'), 2)
 })
-
-async function scrapeValue (app: FastifyInstance, name: string, labels?: Record<string, string>) {
-  return (await scrape(app)).get(series(name, labels))
-}
 
 t.test('unknown object types and metrics are answered 200, counted as _other and handed on as unrecognised', async (t) => {
   const seen: string[] = []
@@ -86,9 +81,9 @@ t.test('unknown object types and metrics are answered 200, counted as _other and
     t.same((await post(app, event)).json(), { ok: true })
   }
   t.same(seen, ['_other:email.teleported', '_other:carrier_pigeon.sent', '_other:carrier_pigeon.flew'], 'a default branch receives them')
-  t.equal(await scrapeValue(app, 'cio_webhook_received_total', { object_type: 'email', metric: '_other' }), 1)
-  t.equal(await scrapeValue(app, 'cio_webhook_received_total', { object_type: '_other', metric: 'sent' }), 1)
-  t.equal(await scrapeValue(app, 'cio_webhook_received_total', { object_type: '_other', metric: '_other' }), 1)
+  t.equal(await metric(app, 'cio_webhook_received_total', { object_type: 'email', metric: '_other' }), 1)
+  t.equal(await metric(app, 'cio_webhook_received_total', { object_type: '_other', metric: 'sent' }), 1)
+  t.equal(await metric(app, 'cio_webhook_received_total', { object_type: '_other', metric: '_other' }), 1)
 })
 
 t.test('refusals: status, code, reason counted, logged once without the body', async (t) => {
@@ -111,13 +106,13 @@ t.test('refusals: status, code, reason counted, logged once without the body', a
     t.equal(res.statusCode, status, name)
     t.match(res.json(), { statusCode: status, code }, name)
     counts[reason] = (counts[reason] ?? 0) + 1
-    t.equal(await scrapeValue(app, 'cio_webhook_rejected_total', { reason }), counts[reason], `${name} counted as ${reason}`)
+    t.equal(await metric(app, 'cio_webhook_rejected_total', { reason }), counts[reason], `${name} counted as ${reason}`)
     const refusals = logs.lines.slice(before).filter((l) => l.msg === 'customer.io webhook refused')
     t.equal(refusals.length, 1, `${name} logged once`)
     t.equal(refusals[0]!.reason, reason)
   }
   t.notMatch(logs.text(), /person\d+@example\.com|\+1415|x{100}/, 'no body content in logs')
-  t.equal(await scrapeValue(app, 'cio_webhook_received_total', { object_type: 'email', metric: 'delivered' }), 0)
+  t.equal(await metric(app, 'cio_webhook_received_total', { object_type: 'email', metric: 'delivered' }), 0)
 })
 
 t.test('a signed body that is not JSON is answered 202 and counted as malformed, never refused', async (t) => {
@@ -128,7 +123,7 @@ t.test('a signed body that is not JSON is answered 202 and counted as malformed,
     t.equal(res.statusCode, 202, JSON.stringify(raw))
     t.same(res.json(), { ok: false })
   }
-  t.equal(await scrapeValue(app, 'cio_webhook_rejected_total', { reason: 'malformed' }), 3)
+  t.equal(await metric(app, 'cio_webhook_rejected_total', { reason: 'malformed' }), 3)
   t.equal(logs.lines.filter((l) => l.reason === 'malformed').length, 3, 'logged once each')
   t.same(handled, [], 'nothing to hand on')
 })
@@ -153,18 +148,17 @@ t.test('a signed envelope with missing or odd fields is answered 200 and handed 
   t.same(seen.map((e) => (e as { raw: unknown }).raw), JSON.parse(JSON.stringify(broken)), 'with the body as it came')
   t.equal(seen[2]!.event_id, undefined, 'an unusable id is not used')
   t.equal(seen[3]!.event_id, (broken[3] as { event_id: string }).event_id, 'a usable one is')
-  const metrics = await scrape(app)
-  t.equal(metrics.get(series('cio_webhook_received_total', { object_type: 'email', metric: 'opened' })), 8, 'counted under the labels they do have')
-  t.equal(metrics.get(series('cio_webhook_received_total', { object_type: 'email', metric: '_other' })), 1)
-  t.equal(metrics.get(series('cio_webhook_received_total', { object_type: '_other', metric: 'opened' })), 1)
-  t.equal(metrics.get(series('cio_webhook_received_total', { object_type: '_other', metric: '_other' })), 1)
+  t.equal(await metric(app, 'cio_webhook_received_total', { object_type: 'email', metric: 'opened' }), 8, 'counted under the labels they do have')
+  t.equal(await metric(app, 'cio_webhook_received_total', { object_type: 'email', metric: '_other' }), 1)
+  t.equal(await metric(app, 'cio_webhook_received_total', { object_type: '_other', metric: 'opened' }), 1)
+  t.equal(await metric(app, 'cio_webhook_received_total', { object_type: '_other', metric: '_other' }), 1)
 })
 
 t.test('subscription changes sent under the channel that caused them are counted under that channel, with their metric', async (t) => {
   const { app } = await webhookApp(t)
-  for (const [type, metric] of [['email', 'subscribed'], ['sms', 'unsubscribed'], ['push', 'cio_subscription_preferences_changed']] as const) {
-    await post(app, webhookEvent(type, metric))
-    t.equal(await scrapeValue(app, 'cio_webhook_received_total', { object_type: type, metric }), 1, `${type}.${metric}`)
+  for (const [type, name] of [['email', 'subscribed'], ['sms', 'unsubscribed'], ['push', 'cio_subscription_preferences_changed']] as const) {
+    await post(app, webhookEvent(type, name))
+    t.equal(await metric(app, 'cio_webhook_received_total', { object_type: type, metric: name }), 1, `${type}.${name}`)
   }
 })
 
@@ -177,8 +171,8 @@ t.test('duplicates are answered 200, counted, and not handed on again', async (t
   t.equal(again.statusCode, 200)
   t.same(again.json(), { ok: true, duplicate: true })
   t.same(handled, [event.event_id])
-  t.equal(await scrapeValue(app, 'cio_webhook_duplicates_total'), 1)
-  t.equal(await scrapeValue(app, 'cio_webhook_received_total', { object_type: 'email', metric: 'clicked' }), 1)
+  t.equal(await metric(app, 'cio_webhook_duplicates_total'), 1)
+  t.equal(await metric(app, 'cio_webhook_received_total', { object_type: 'email', metric: 'clicked' }), 1)
 })
 
 t.test('concurrent copies of one event run onEvent once', async (t) => {
@@ -191,7 +185,7 @@ t.test('concurrent copies of one event run onEvent once', async (t) => {
   const answers = await pending
   t.same(answers.map((a) => a.statusCode), [200, 200, 200])
   t.equal(calls, 1)
-  t.equal(await scrapeValue(app, 'cio_webhook_duplicates_total'), 2)
+  t.equal(await metric(app, 'cio_webhook_duplicates_total'), 2)
 })
 
 t.test('a failing onEvent answers 503 (Customer.io\'s normal retry, not its one-hour hold), is counted, and the event can be retried', async (t) => {
@@ -207,15 +201,15 @@ t.test('a failing onEvent answers 503 (Customer.io\'s normal retry, not its one-
   const res = await post(app, event)
   t.equal(res.statusCode, 503)
   t.equal(res.json().code, 'FST_CIO_WEBHOOK_HANDLER_FAILED')
-  t.equal(await scrapeValue(app, 'cio_webhook_handler_errors_total'), 1)
-  t.equal(await scrapeValue(app, 'cio_email_bounced_total'), 0, 'not counted until handled')
+  t.equal(await metric(app, 'cio_webhook_handler_errors_total'), 1)
+  t.equal(await metric(app, 'cio_email_bounced_total'), 0, 'not counted until handled')
   const line = logs.lines.find((l) => l.msg === 'customer.io webhook handler failed')!
   t.match(line, { level: 50, object_type: 'email', metric: 'bounced', event_id: event.event_id })
   t.notMatch(JSON.stringify(line), /@example\.com/, 'the handler\'s error message is sanitised')
   fail = false
   t.same((await post(app, event)).json(), { ok: true }, 'the retry is not a duplicate')
   t.equal(handled.length, 1)
-  t.equal(await scrapeValue(app, 'cio_email_bounced_total'), 1)
+  t.equal(await metric(app, 'cio_email_bounced_total'), 1)
 })
 
 t.test('dedupe: false hands every copy on; a custom (async) store is used', async (t) => {
@@ -251,6 +245,18 @@ t.test('the memory store forgets the oldest id beyond its size', async (t) => {
   t.same((await post(app, first)).json(), { ok: true }, 'forgotten, so handled again')
 })
 
+t.test('with a tolerance, a request is as old as its timestamp when it arrives', async (t) => {
+  const { app } = await webhookApp(t, { toleranceSeconds: 300 })
+  const now = Math.floor(Date.now() / 1000)
+  t.equal((await post(app, webhookEvent('email', 'sent'))).statusCode, 200, 'signed now')
+  t.equal((await post(app, webhookEvent('email', 'sent'), { timestamp: now - 250 })).statusCode, 200, 'signed 250 s ago')
+  t.equal((await post(app, webhookEvent('email', 'sent'), { timestamp: now + 250 })).statusCode, 200, 'signed by a clock 250 s ahead')
+  const stale = await post(app, webhookEvent('email', 'sent'), { timestamp: now - 400 })
+  t.equal(stale.statusCode, 401)
+  t.equal(stale.json().code, 'FST_CIO_WEBHOOK_TIMESTAMP_STALE', 'signed 400 s ago')
+  t.equal(await metric(app, 'cio_webhook_received_total', { object_type: 'email', metric: 'sent' }), 3)
+})
+
 t.test('key rotation: either key is accepted', async (t) => {
   const { app } = await webhookApp(t, { signingKeys: ['old-key', 'new-key'] })
   t.equal((await post(app, webhookEvent('email', 'sent'), { key: 'old-key' })).statusCode, 200)
@@ -270,7 +276,7 @@ t.test('over real HTTP from the simulator, signed the way Customer.io signs', as
   const address = await app.listen({ port: 0, host: '127.0.0.1' })
   const res = await sim.sendWebhook(`${address}${PATH}`, webhookEvent('whatsapp', 'replied'), WEBHOOK_KEY)
   t.equal(res.status, 200)
-  t.equal(await scrapeValue(app, 'cio_webhook_received_total', { object_type: 'whatsapp', metric: 'replied' }), 1)
+  t.equal(await metric(app, 'cio_webhook_received_total', { object_type: 'whatsapp', metric: 'replied' }), 1)
 })
 
 t.test('no recipient, email or phone in logs or labels', async (t) => {
@@ -294,7 +300,7 @@ t.test('other body errors (a lying Content-Length) are refused as malformed', as
   const res = await app.inject({ method: 'POST', url: PATH, payload: body, headers: { 'content-type': 'application/json', 'content-length': String(body.length + 10), ...signWebhook(body, WEBHOOK_KEY) } })
   t.equal(res.statusCode, 400)
   t.equal(res.json().code, 'FST_CIO_WEBHOOK_MALFORMED')
-  t.equal(await scrapeValue(app, 'cio_webhook_rejected_total', { reason: 'malformed' }), 1)
+  t.equal(await metric(app, 'cio_webhook_rejected_total', { reason: 'malformed' }), 1)
 })
 
 t.test('each event and duplicate is logged at debug (also under trace), with its ids only', async (t) => {
