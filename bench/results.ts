@@ -1,5 +1,5 @@
 /**
- * bench/results.json and the README's table, kept as one fact: each benchmark's latest rows,
+ * bench/results.json and the table in bench/README.md, kept as one fact: each benchmark's latest rows,
  * with the date and machine they were measured on. A run of some benchmarks (`npm run bench --
  * calls`) replaces only theirs, so the table never loses the rows of the benchmarks not re-run.
  */
@@ -11,7 +11,8 @@ export interface Run { readonly date: string, readonly machine: string, readonly
 export type Results = Readonly<Record<string, Run>>
 
 export const RESULTS_FILE = new URL('results.json', import.meta.url)
-export const README_FILE = new URL('../README.md', import.meta.url)
+/** bench/README.md: its table, between the markers, is rendered from results.json. */
+export const README_FILE = new URL('README.md', import.meta.url)
 const START = '<!-- bench:start -->'
 const END = '<!-- bench:end -->'
 
@@ -41,21 +42,21 @@ export function renderTable (results: Results): string {
   ].join('\n')
 }
 
-/** Where the README's table lies: the text between its markers. */
+/** Where bench/README.md's table lies: the text between its markers. */
 function tableSpan (readme: string): { start: number, end: number } {
   const start = readme.indexOf(START)
   const end = readme.indexOf(END)
-  if (start < 0 || end < start) throw new Error(`README has no ${START} … ${END} block`)
+  if (start < 0 || end < start) throw new Error(`bench/README.md has no ${START} … ${END} block`)
   return { start: start + START.length, end }
 }
 
-/** The README's table, between its markers. */
+/** bench/README.md's table, between its markers. */
 export function readmeTable (readme: string): string {
   const { start, end } = tableSpan(readme)
   return readme.slice(start, end).trim()
 }
 
-/** Writes both or neither: the README is checked before results.json changes. */
+/** Writes both or neither: bench/README.md is checked before results.json changes. */
 export function writeResults (results: Results): void {
   const readme = readFileSync(README_FILE, 'utf8')
   // Sliced, not String.replace: a `$` in a row would be read as a replacement pattern.

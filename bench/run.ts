@@ -1,6 +1,6 @@
 /**
  * `npm run bench`: every benchmark against its baseline in the same run, a table of ratios and
- * absolute figures, and bench/results.json for comparing commits (and the README's table from it,
+ * absolute figures, and bench/results.json for comparing commits (and bench/README.md's table from it,
  * the benchmarks not run this time keeping their earlier rows). Never part of `npm test`,
  * and it fails on no absolute time: goals are reported, not enforced.
  */
