@@ -31,7 +31,7 @@ export const CioWebhookHandlerError = createError('FST_CIO_WEBHOOK_HANDLER_FAILE
 /** The event is still being handled (here or at another instance), or its store is unreachable: Customer.io sends it again. */
 export const CioWebhookRetryLaterError = createError('FST_CIO_WEBHOOK_RETRY_LATER', 'The webhook event cannot be taken now; Customer.io will send it again', 503)
 
-/** `fastify.cio.queue` was handed something that is not a Track v2 operation. */
+/** `fastify.cio.queue` was handed something its API cannot batch: not a Track v2 operation or Pipelines item, or a method the other API only has. */
 export const CioInvalidOperationError = createError<'FST_CIO_INVALID_OPERATION', 400, [string]>(
   'FST_CIO_INVALID_OPERATION', 'Invalid Customer.io queue operation: %s', 400, TypeError
 )

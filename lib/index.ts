@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs'
 import fp from 'fastify-plugin'
 import type { FastifyPluginAsync } from 'fastify'
-import { APIClient, TrackClient, RegionEU, RegionUS } from 'customerio-node'
+import { APIClient, PipelinesClient, TrackClient, RegionEU, RegionUS } from 'customerio-node'
 import { Agent } from 'undici'
 import { AttemptObserver } from './client/attempts.ts'
 import { createClient, type CioClient } from './client/client.ts'
@@ -22,7 +22,7 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** customerio-node's TrackClient and APIClient methods, instrumented. */
     cio: CioClient & {
-      /** Fire-and-forget Track calls, batched; present when Track credentials are set and the queue is not off. */
+      /** Fire-and-forget calls, batched through Track or Data Pipelines (`queue.api`); present when either has credentials and the queue is not off. */
       readonly queue?: CioQueue
     }
   }
@@ -31,7 +31,7 @@ declare module 'fastify' {
 /** Values that must never reach a log line, span or error message. */
 function secretsOf (options: ResolvedOptions): string[] {
   const keys = options.webhook === false ? [] : options.webhook.signingKeys
-  return [options.track?.apiKey, options.appApiKey, ...keys].filter((s): s is string => s !== undefined)
+  return [options.track?.apiKey, options.appApiKey, options.pipelines?.writeKey, ...keys].filter((s): s is string => s !== undefined)
 }
 
 function regionName (options: ResolvedOptions): string {
@@ -61,12 +61,15 @@ const cioObservabilityPlugin: FastifyPluginAsync<CioObservabilityOptions> = asyn
   // closing the app can end a batch still in flight instead of leaving it to a timeout.
   const agent = options.client.dispatcher === undefined ? new Agent() : undefined
   const defaults = { ...options.client, dispatcher: options.client.dispatcher ?? agent, region: options.region }
+  const { pipelines } = options
   const cio = createClient({
     sdk: {
       track: options.track === undefined ? undefined : new TrackClient(options.track.siteId, options.track.apiKey, defaults),
-      app: options.appApiKey === undefined ? undefined : new APIClient(options.appApiKey, defaults)
+      app: options.appApiKey === undefined ? undefined : new APIClient(options.appApiKey, defaults),
+      // By URL: the SDK checks a region with instanceof, which a Region from another copy of it fails.
+      pipelines: pipelines === undefined ? undefined : new PipelinesClient(pipelines.writeKey, { ...options.client, dispatcher: defaults.dispatcher, url: options.region.pipelinesUrl, strictMode: pipelines.strictMode, defaultContext: pipelines.defaultContext })
     },
-    servers: { track: serverOf(options.region.trackUrl), app: serverOf(options.region.apiUrl) },
+    servers: { track: serverOf(options.region.trackUrl), app: serverOf(options.region.apiUrl), pipelines: serverOf(options.region.pipelinesUrl ?? options.region.apiUrl) },
     metrics,
     observer,
     tracing,
@@ -75,7 +78,7 @@ const cioObservabilityPlugin: FastifyPluginAsync<CioObservabilityOptions> = asyn
   })
   const queue: CioQueue | undefined = options.queue === false
     ? undefined
-    : new CioQueue(options.queue, (operations) => cio.batch(operations as never), metrics, log)
+    : new CioQueue(options.queue, (operations) => options.queue !== false && options.queue.api === 'pipelines' ? cio.pipelines.batch(operations as never) : cio.batch(operations as never), metrics, log)
   fastify.decorate('cio', Object.freeze({ ...cio, queue }))
   let webhook: { close: () => Promise<void> } | undefined
   // One hook, in this order, each step bounded: the queue flushes first, while calls are still
@@ -99,13 +102,14 @@ const cioObservabilityPlugin: FastifyPluginAsync<CioObservabilityOptions> = asyn
     })
   }
 
-  if (opts.webhook === undefined && options.webhook === false && (options.track !== undefined || options.appApiKey !== undefined)) {
+  if (opts.webhook === undefined && options.webhook === false && (options.track !== undefined || options.appApiKey !== undefined || options.pipelines !== undefined)) {
     // Customer.io holds a reporting webhook's stream for an hour after a 404: say so loudly.
     log.warn('customer.io webhook route is off: no signing key. Set CUSTOMERIO_WEBHOOK_SIGNING_KEY (or webhook.signingKeys) to receive reporting webhooks, or webhook: false to silence this warning')
   }
   log.info({
     track: options.track !== undefined,
     app: options.appApiKey !== undefined,
+    pipelines: options.pipelines !== undefined,
     region: regionName(options),
     metrics: options.metrics.endpoint,
     webhook: options.webhook === false ? false : options.webhook.path,
@@ -127,7 +131,7 @@ export { cioEnvSchema } from './options.ts'
 export type { CioObservabilityOptions, CioClientOptions, LogLevel } from './options.ts'
 export type { CioMetricsOptions } from './monitoring/exposition.ts'
 export type { CioWebhookOptions } from './webhook/options.ts'
-export type { CioQueueOptions, BatchOperation, DropReason } from './queue/options.ts'
+export type { CioQueueOptions, BatchOperation, QueueItem, DropReason } from './queue/options.ts'
 export type { CioQueue } from './queue/queue.ts'
 export type { CioWebhookEvent, RecognisedWebhookEvent, UnrecognisedWebhookEvent, EventData, Identifiers, ObjectType, MetricOf } from './webhook/events.ts'
 export type { CioWebhookInboxOptions } from './webhook/options.ts'

@@ -5,7 +5,7 @@
  */
 
 /** `api`: the Customer.io API a call went to. */
-export const APIS = ['track', 'app'] as const
+export const APIS = ['track', 'app', 'pipelines'] as const
 export type Api = (typeof APIS)[number]
 
 /** HTTP statuses that keep their own label value; others fold into `4xx` / `5xx`. */
@@ -31,5 +31,5 @@ export const EMAIL_TYPES = ['transactional', 'campaign', 'broadcast', 'newslette
 export type EmailType = (typeof EMAIL_TYPES)[number]
 
 /** `queue`: the API a queue sends through. */
-export const QUEUES = ['track'] as const
+export const QUEUES = ['track', 'pipelines'] as const
 export type QueueName = (typeof QUEUES)[number]

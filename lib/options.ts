@@ -6,7 +6,7 @@ import { resolveMetricsOptions, type CioMetricsOptions, type MetricsSettings } f
 import type { Api } from './labels.ts'
 import { resolveQueueOptions, type CioQueueOptions, type QueueSettings } from './queue/options.ts'
 import { CioUnsupportedSetupError } from './errors.ts'
-import { custom, defined, integer, invalid, isObject, resolveSection, string, type Rules } from './validation.ts'
+import { boolean, custom, defaultsOf, defined, integer, invalid, isObject, resolveSection, string, type Rules } from './validation.ts'
 import { resolveWebhookOptions, type CioWebhookOptions, type WebhookSettings } from './webhook/options.ts'
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
@@ -15,7 +15,8 @@ export type LogLevel = (typeof LOG_LEVELS)[number]
 /** How each API's credentials are configured: said by every error about missing ones. */
 export const CREDENTIALS: Readonly<Record<Api, string>> = Object.freeze({
   track: 'siteId and trackApiKey (CUSTOMERIO_SITE_ID, CUSTOMERIO_TRACK_API_KEY)',
-  app: 'appApiKey (CUSTOMERIO_APP_API_KEY)'
+  app: 'appApiKey (CUSTOMERIO_APP_API_KEY)',
+  pipelines: 'pipelinesWriteKey (CUSTOMERIO_PIPELINES_WRITE_KEY)'
 })
 
 /** Forwarded to customerio-node's `TrackClient` / `APIClient`. */
@@ -27,16 +28,27 @@ export interface CioClientOptions {
   dispatcher?: Dispatcher
 }
 
+/** What customerio-node's `PipelinesClient` itself offers. */
+export interface CioPipelinesOptions {
+  /** Send `X-Strict-Mode: 1`: Customer.io validates each payload and answers 400 instead of silently dropping a malformed one. Default `false`. */
+  strictMode?: boolean
+  /** Merged under every call's own `context` (for example `{ locale }`). */
+  defaultContext?: Record<string, unknown>
+}
+
 export interface CioObservabilityOptions {
   siteId?: string
   trackApiKey?: string
   appApiKey?: string
+  /** A Data Pipelines source write key: `fastify.cio.pipelines`. */
+  pipelinesWriteKey?: string
+  pipelines?: CioPipelinesOptions
   /** `'us'`, `'eu'` or a customerio-node `Region` (how tests point the SDK at the simulator). */
   region?: 'us' | 'eu' | Region
   client?: CioClientOptions
   metrics?: false | CioMetricsOptions
   webhook?: false | CioWebhookOptions
-  /** Default: on when Track credentials are set. */
+  /** Default: on when Track credentials or a Pipelines write key are set. */
   queue?: false | CioQueueOptions
   logLevel?: LogLevel
   /** Where `CUSTOMERIO_*` variables are read from when an option is not given. Default `process.env`. */
@@ -50,6 +62,7 @@ export const cioEnvSchema = Object.freeze({
     CUSTOMERIO_SITE_ID: Object.freeze({ type: 'string', minLength: 1 }),
     CUSTOMERIO_TRACK_API_KEY: Object.freeze({ type: 'string', minLength: 1 }),
     CUSTOMERIO_APP_API_KEY: Object.freeze({ type: 'string', minLength: 1 }),
+    CUSTOMERIO_PIPELINES_WRITE_KEY: Object.freeze({ type: 'string', minLength: 1 }),
     CUSTOMERIO_REGION: Object.freeze({ type: 'string', enum: Object.freeze(['us', 'eu']) }),
     CUSTOMERIO_WEBHOOK_SIGNING_KEY: Object.freeze({ type: 'string', minLength: 1 }),
     CUSTOMERIO_LOG_LEVEL: Object.freeze({ type: 'string', enum: LOG_LEVELS })
@@ -65,6 +78,7 @@ const ENV_SCHEMA = { ...cioEnvSchema }
 export interface ResolvedOptions {
   readonly track?: { readonly siteId: string, readonly apiKey: string }
   readonly appApiKey?: string
+  readonly pipelines?: Readonly<CioPipelinesOptions> & { readonly writeKey: string }
   readonly region: Region
   readonly client: Readonly<CioClientOptions>
   readonly metrics: MetricsSettings
@@ -87,10 +101,20 @@ const CLIENT_RULES = {
   })
 } satisfies Rules<CioClientOptions>
 
+const PIPELINES_RULES = {
+  strictMode: boolean(false),
+  defaultContext: custom<Record<string, unknown> | undefined>(undefined, (value, name) => {
+    if (!isObject(value)) invalid(name, 'must be an object')
+    return value
+  })
+} satisfies Rules<CioPipelinesOptions>
+
 const RULES = {
   siteId: string(),
   trackApiKey: string(),
   appApiKey: string(),
+  pipelinesWriteKey: string(),
+  pipelines: custom<Readonly<CioPipelinesOptions>>(defaultsOf(PIPELINES_RULES), (value, name) => resolveSection(name, value, PIPELINES_RULES, 'must be an object')),
   region: custom<Region | undefined>(undefined, (value, name) => {
     if (value === 'us') return RegionUS
     if (value === 'eu') return RegionEU
@@ -144,17 +168,20 @@ export function resolveOptions (opts: unknown): ResolvedOptions {
     invalid(siteId === undefined ? 'siteId' : 'trackApiKey', `${CREDENTIALS.track} must be set together`)
   }
   const hasTrack = siteId !== undefined
-  const queue = given.queue ?? (hasTrack ? {} : false)
-  if (queue !== false && !hasTrack) invalid('queue', `needs Track credentials: ${CREDENTIALS.track}`)
+  const writeKey = given.pipelinesWriteKey ?? env.CUSTOMERIO_PIPELINES_WRITE_KEY
+  const region = given.region ?? (env.CUSTOMERIO_REGION === 'eu' ? RegionEU : RegionUS)
+  if (writeKey !== undefined && typeof region.pipelinesUrl !== 'string') invalid('region', 'needs a pipelinesUrl for Data Pipelines')
+  const queue = given.queue ?? (hasTrack || writeKey !== undefined ? {} : false)
 
   return Object.freeze({
     track: hasTrack ? Object.freeze({ siteId, apiKey: trackApiKey as string }) : undefined,
     appApiKey: given.appApiKey ?? env.CUSTOMERIO_APP_API_KEY,
-    region: given.region ?? (env.CUSTOMERIO_REGION === 'eu' ? RegionEU : RegionUS),
+    pipelines: writeKey === undefined ? undefined : Object.freeze({ ...given.pipelines, writeKey }),
+    region,
     client: given.client,
     metrics: resolveMetricsOptions(given.metrics),
     webhook: resolveWebhookOptions(given.webhook, env.CUSTOMERIO_WEBHOOK_SIGNING_KEY),
-    queue: queue === false ? false : resolveQueueOptions(queue),
+    queue: queue === false ? false : resolveQueueOptions(queue, { track: hasTrack, pipelines: writeKey !== undefined }),
     logLevel: given.logLevel ?? env.CUSTOMERIO_LOG_LEVEL as LogLevel | undefined
   })
 }

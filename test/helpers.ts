@@ -24,6 +24,7 @@ export function simOptions (sim: CioSimulator, extra: CioObservabilityOptions = 
     siteId: sim.siteId,
     trackApiKey: sim.trackApiKey,
     appApiKey: sim.appApiKey,
+    pipelinesWriteKey: sim.pipelinesWriteKey,
     region: sim.region,
     client: { retry: { maxRetries: 2, minTimeoutMs: 1, maxTimeoutMs: 5 } },
     metrics: { defaultMetrics: false },

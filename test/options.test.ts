@@ -1,8 +1,9 @@
 import t from 'tap'
 import Fastify from 'fastify'
-import { RegionEU, RegionUS } from 'customerio-node'
+import { Region, RegionEU, RegionUS } from 'customerio-node'
 import cioObservability, { cioEnvSchema, type CioObservabilityOptions } from '../lib/index.ts'
 import { resolveOptions } from '../lib/options.ts'
+import { startSimulator } from './helpers.ts'
 
 const SECRET = 'sk-do-not-print-7f3a'
 
@@ -83,6 +84,18 @@ t.test('a Region from another copy of customerio-node is accepted', async (t) =>
   t.equal(resolveOptions({ env: {}, region }).region, region)
 })
 
+t.test('a Region without pipelinesUrl serves Track and App; with a write key it is refused', async (t) => {
+  const sim = await startSimulator(t)
+  // A Region made before Pipelines existed: two arguments.
+  const region = new Region(sim.region.trackUrl, sim.region.apiUrl, undefined as never)
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(cioObservability, { region, siteId: sim.siteId, trackApiKey: sim.trackApiKey, env: {}, metrics: { defaultMetrics: false } })
+  await app.cio.identify('p1', {})
+  t.equal(sim.requestsFor('identify').length, 1)
+  t.throws(() => resolveOptions({ env: {}, region, pipelinesWriteKey: 'k' }), { code: 'FST_CIO_INVALID_OPTIONS', message: /"region".*pipelinesUrl/ })
+})
+
 t.test('options must be an object', async (t) => {
   t.throws(() => resolveOptions('siteId=1'), { code: 'FST_CIO_INVALID_OPTIONS', message: /"options"/ })
 })
@@ -132,7 +145,7 @@ t.test('cioEnvSchema works with env-schema / @fastify/env', async (t) => {
   t.equal((config as Record<string, string>).CUSTOMERIO_REGION, 'eu')
   t.ok(Object.isFrozen(cioEnvSchema.properties))
   t.same(Object.keys(cioEnvSchema.properties).sort(), [
-    'CUSTOMERIO_APP_API_KEY', 'CUSTOMERIO_LOG_LEVEL', 'CUSTOMERIO_REGION', 'CUSTOMERIO_SITE_ID', 'CUSTOMERIO_TRACK_API_KEY', 'CUSTOMERIO_WEBHOOK_SIGNING_KEY'
+    'CUSTOMERIO_APP_API_KEY', 'CUSTOMERIO_LOG_LEVEL', 'CUSTOMERIO_PIPELINES_WRITE_KEY', 'CUSTOMERIO_REGION', 'CUSTOMERIO_SITE_ID', 'CUSTOMERIO_TRACK_API_KEY', 'CUSTOMERIO_WEBHOOK_SIGNING_KEY'
   ])
 })
 

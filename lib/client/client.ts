@@ -5,7 +5,7 @@ import { rejectionFor } from './call-error.ts'
 import { classify } from './classify.ts'
 import type { Api, ErrorType, Outcome } from '../labels.ts'
 import { CioNotConfiguredError } from '../errors.ts'
-import { withEventId } from './event-id.ts'
+import { withEventId, withId } from './event-id.ts'
 import { CREDENTIALS } from '../options.ts'
 import { ERROR_LABEL_SETS, HISTOGRAM_LABEL_SETS, LabelBudget, type MetricsHandle } from '../monitoring/metrics.ts'
 import { operations, type CioMethods, type Operation, type OperationName } from './operations.ts'
@@ -15,6 +15,7 @@ import type { Server, Tracing } from '../monitoring/tracing.ts'
 export interface SdkClients {
   readonly track?: object
   readonly app?: object
+  readonly pipelines?: object
 }
 
 export interface ClientDeps {
@@ -41,8 +42,20 @@ const EVENT_CALLS: Partial<Record<OperationName, (sdk: Sdk, args: unknown[]) => 
   // A bad path still reaches trackPageView, so the caller gets the SDK's own error for it.
   trackPageView: (sdk, [id, path]) => typeof path === 'string' && path !== ''
     ? sdk.track(id, withEventId({ type: 'page', name: path }))
-    : sdk.trackPageView(id, path)
+    : sdk.trackPageView(id, path),
+  // Pipelines: a messageId before the first attempt, so a batch sent again (the queue's re-send,
+  // not only the SDK's own retry) carries the same ids and Customer.io records each once.
+  'pipelines.identify': (sdk, [payload]) => sdk.identify(withId(payload, 'messageId')),
+  'pipelines.track': (sdk, [payload]) => sdk.track(withId(payload, 'messageId')),
+  'pipelines.page': (sdk, [payload]) => sdk.page(withId(payload, 'messageId')),
+  'pipelines.screen': (sdk, [payload]) => sdk.screen(withId(payload, 'messageId')),
+  'pipelines.group': (sdk, [payload]) => sdk.group(withId(payload, 'messageId')),
+  'pipelines.alias': (sdk, [payload]) => sdk.alias(withId(payload, 'messageId')),
+  'pipelines.batch': (sdk, [items]) => sdk.batch(Array.isArray(items) ? items.map((item) => withId(item, 'messageId')) : items)
 }
+
+/** How errors name each API. */
+const API_NAMES: Readonly<Record<Api, string>> = { track: 'Track', app: 'App', pipelines: 'Data Pipelines' }
 
 /** SDK calls that send exactly one email when they succeed. */
 const API_EMAILS: Partial<Record<OperationName, 'transactional'>> = { sendEmail: 'transactional' }
@@ -69,7 +82,7 @@ export function createClient (deps: ClientDeps): CioClient {
     metrics.inFlight.dec({ api: op.api })
     metrics.requests.inc({ api: op.api, operation: op.label })
     metrics.duration.observe({
-      labels: { api: op.api, operation: histogramBudget.admit(`${op.label}:${outcome}`, op.label), outcome },
+      labels: { api: op.api, operation: histogramBudget.admit(`${op.api}:${op.label}:${outcome}`, op.label), outcome },
       value: seconds,
       exemplarLabels: scope.span === undefined ? undefined : tracing?.exemplar(scope.span)
     })
@@ -79,7 +92,7 @@ export function createClient (deps: ClientDeps): CioClient {
       if (emailType !== undefined) metrics.emailSent.inc({ source: 'api', type: emailType })
       log.debug(fields, 'customer.io call succeeded')
     } else {
-      metrics.errors.inc({ api: op.api, operation: errorBudget.admit(`${op.label}:${errorType}`, op.label), error_type: errorType })
+      metrics.errors.inc({ api: op.api, operation: errorBudget.admit(`${op.api}:${op.label}:${errorType}`, op.label), error_type: errorType })
       log.warn({ ...fields, error_type: errorType, err: error }, 'customer.io call failed')
     }
     if (scope.span !== undefined) {
@@ -103,9 +116,9 @@ export function createClient (deps: ClientDeps): CioClient {
     metrics.inFlight.inc({ api: op.api })
     let pending: Promise<unknown>
     try {
-      if (target === undefined) throw new CioNotConfiguredError(op.api === 'track' ? 'Track' : 'App', CREDENTIALS[op.api])
+      if (target === undefined) throw new CioNotConfiguredError(API_NAMES[op.api], CREDENTIALS[op.api])
       const eventCall = EVENT_CALLS[op.name]
-      const call = eventCall === undefined ? () => target[op.name](...args) : () => eventCall(target, args)
+      const call = eventCall === undefined ? () => target[op.call](...args) : () => eventCall(target, args)
       pending = observer.run(scope, span === undefined ? call : () => span.run(call))
     } catch (err) {
       // The SDK validates arguments synchronously, before any promise exists: whatever it throws is a bad argument.
@@ -118,11 +131,12 @@ export function createClient (deps: ClientDeps): CioClient {
     )
   }
 
-  const client: Record<string, (...args: unknown[]) => Promise<unknown>> = {}
+  const flat: Record<string, unknown> = {}
+  const pipelines: Record<string, unknown> = {}
   // Every (api, operation) exists from the start, so rates and ratios never see a missing series.
   for (const op of operations) {
     metrics.requests.inc({ api: op.api, operation: op.label }, 0)
-    client[op.name] = (...args: unknown[]) => instrument(op, args)
+    ;(op.api === 'pipelines' ? pipelines : flat)[op.call] = (...args: unknown[]) => instrument(op, args)
   }
-  return client as unknown as CioClient
+  return { ...flat, pipelines: Object.freeze(pipelines) } as unknown as CioClient
 }

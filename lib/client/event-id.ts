@@ -22,6 +22,11 @@ const ulid = monotonicFactory(pooledRandom)
  * record it twice. Anything that is not an object is returned as it is, for the SDK to refuse.
  */
 export function withEventId<T> (event: T): T {
-  if (typeof event !== 'object' || event === null || (event as { id?: unknown }).id !== undefined) return event
-  return { ...event, id: ulid() }
+  return withId(event, 'id')
+}
+
+/** A copy of `value` with a ULID in `field`, unless it has one (Pipelines calls: `messageId`); anything else as it is. */
+export function withId<T> (value: T, field: string): T {
+  if (typeof value !== 'object' || value === null || Array.isArray(value) || (value as Record<string, unknown>)[field] !== undefined) return value
+  return { ...value, [field]: ulid() }
 }

@@ -1,4 +1,4 @@
-import type { APIClient, TrackClient } from 'customerio-node'
+import type { APIClient, PipelinesClient, TrackClient } from 'customerio-node'
 import type { Api } from '../labels.ts'
 
 /** Which Customer.io API (and so which credentials) a method uses. */
@@ -190,17 +190,29 @@ const TABLE = {
   batchUpdateEvents: ['app', 'POST', '/v1/data_index/events'],
   listWorkspaces: ['app', 'GET', '/v1/workspaces'],
   getIpAddresses: ['app', 'GET', '/v1/info/ip_addresses'],
+  // PipelinesClient, as `fastify.cio.pipelines.<method>`: the key is `pipelines.<method>`.
+  'pipelines.identify': ['pipelines', 'POST', '/cdp/v1/identify'],
+  'pipelines.track': ['pipelines', 'POST', '/cdp/v1/track'],
+  'pipelines.page': ['pipelines', 'POST', '/cdp/v1/page'],
+  'pipelines.screen': ['pipelines', 'POST', '/cdp/v1/screen'],
+  'pipelines.group': ['pipelines', 'POST', '/cdp/v1/group'],
+  'pipelines.alias': ['pipelines', 'POST', '/cdp/v1/alias'],
+  'pipelines.batch': ['pipelines', 'POST', '/cdp/v1/batch']
 } as const satisfies Record<string, readonly [Api, HttpMethod, string]>
 
 export type OperationName = keyof typeof TABLE
-type TrackName = { [K in OperationName]: (typeof TABLE)[K][0] extends 'track' ? K : never }[OperationName]
-type AppName = Exclude<OperationName, TrackName>
+type NameOf<A extends Api> = { [K in OperationName]: (typeof TABLE)[K][0] extends A ? K : never }[OperationName]
+type PipelinesMethod = NameOf<'pipelines'> extends `pipelines.${infer M}` ? M : never
 
-/** The flat client: each method with the SDK's own signature and result. */
-export type CioMethods = Pick<TrackClient, TrackName & keyof TrackClient> & Pick<APIClient, AppName & keyof APIClient>
+/** The client: each method with the SDK's own signature and result, Track and App flat, Pipelines under `pipelines`. */
+export type CioMethods = Pick<TrackClient, NameOf<'track'> & keyof TrackClient> & Pick<APIClient, NameOf<'app'> & keyof APIClient> & {
+  readonly pipelines: Pick<PipelinesClient, PipelinesMethod & keyof PipelinesClient>
+}
 
 export interface Operation {
   readonly name: OperationName
+  /** The SDK method: the name without its `pipelines.` prefix. */
+  readonly call: string
   readonly api: Api
   /** The `operation` label: the method name in snake_case (`trackAnonymous` → `track_anonymous`). */
   readonly label: string
@@ -218,6 +230,7 @@ export function snakeCase (name: string): string {
 export const operations: readonly Operation[] = Object.freeze(
   (Object.keys(TABLE) as OperationName[]).map((name) => {
     const [api, method, template] = TABLE[name]
-    return Object.freeze({ name, api, label: snakeCase(name), method, template })
+    const call = name.replace(/^pipelines\./, '')
+    return Object.freeze({ name, call, api, label: snakeCase(call), method, template })
   })
 )

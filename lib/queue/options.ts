@@ -1,12 +1,20 @@
-import { callback, defaultsOf, integer, invalid, resolveSection, type Rules, type Settings } from '../validation.ts'
+import { QUEUES, type QueueName } from '../labels.ts'
+import { callback, custom, defaultsOf, integer, invalid, resolveSection, type Rules, type Settings } from '../validation.ts'
 
 /** One Track v2 batch operation (`{ type, action, identifiers, … }`). */
 export type BatchOperation = Record<string, unknown> & { type: string, action: string }
+/** What the queue holds: Track v2 operations, or Data Pipelines batch items (`{ type, userId, … }`). */
+export type QueueItem = Record<string, unknown> & { type: string }
 
 export const DROP_REASONS = ['overflow', 'too_large', 'rejected', 'shutdown'] as const
 export type DropReason = (typeof DROP_REASONS)[number]
 
 export interface CioQueueOptions {
+  /**
+   * The API the queue sends through: Track v2 `/batch`, or Data Pipelines `/batch`.
+   * Default `'track'` when Track credentials are set, else `'pipelines'`.
+   */
+  api?: QueueName
   /** Operations held at most; further ones are dropped (`overflow`). Default 10 000. */
   maxSize?: number
   /** Operations per Track v2 batch request. Default 100. */
@@ -25,10 +33,14 @@ export interface CioQueueOptions {
   /** How long closing the app may spend flushing. Default 10 000. */
   shutdownTimeoutMs?: number
   /** Receives every dropped operation with the reason, e.g. to keep it elsewhere. */
-  onDrop?: (operations: BatchOperation[], reason: DropReason) => void
+  onDrop?: (operations: QueueItem[], reason: DropReason) => void
 }
 
 const RULES = {
+  api: custom<QueueName | undefined>(undefined, (value, name) => {
+    if (!(QUEUES as readonly unknown[]).includes(value)) invalid(name, `must be one of ${QUEUES.join(', ')}`)
+    return value as QueueName
+  }),
   maxSize: integer(10_000, 1, 10_000_000),
   batchSize: integer(100, 1, 10_000),
   maxBatchBytes: integer(500_000, 1_024, 500_000),
@@ -39,11 +51,19 @@ const RULES = {
   onDrop: callback<NonNullable<CioQueueOptions['onDrop']>>()
 } satisfies Rules<CioQueueOptions>
 
-export type QueueSettings = Settings<typeof RULES>
-export const QUEUE_DEFAULTS: QueueSettings = defaultsOf(RULES)
+export type QueueSettings = Settings<typeof RULES> & { readonly api: QueueName }
+export const QUEUE_DEFAULTS = defaultsOf(RULES)
 
-export function resolveQueueOptions (value: unknown): QueueSettings {
+/** The queue's settings; `configured` says which APIs have credentials, so `api` can default and be checked. */
+export function resolveQueueOptions (value: unknown, configured: Readonly<Record<QueueName, boolean>>): QueueSettings {
   const settings = resolveSection('queue', value, RULES)
   if (settings.maxRetryDelayMs < settings.retryDelayMs) invalid('queue.maxRetryDelayMs', 'must not be less than queue.retryDelayMs')
-  return settings
+  const api = settings.api ?? (configured.track ? 'track' : 'pipelines')
+  if (!configured[api]) invalid(settings.api === undefined ? 'queue' : 'queue.api', `needs credentials for the ${api} API: ${CREDENTIALS_HINT[api]}`)
+  return Object.freeze({ ...settings, api })
+}
+
+const CREDENTIALS_HINT: Readonly<Record<QueueName, string>> = {
+  track: 'siteId and trackApiKey (CUSTOMERIO_SITE_ID, CUSTOMERIO_TRACK_API_KEY)',
+  pipelines: 'pipelinesWriteKey (CUSTOMERIO_PIPELINES_WRITE_KEY)'
 }

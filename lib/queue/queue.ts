@@ -1,51 +1,34 @@
 import type { FastifyBaseLogger } from 'fastify'
+import type { BatchItem } from 'customerio-node'
 import { CioInvalidOperationError } from '../errors.ts'
-import { withEventId } from '../client/event-id.ts'
 import type { MetricFactory } from '../monitoring/metrics.ts'
 import { sanitize } from '../monitoring/sanitize.ts'
 import { systemClock, type Clock } from '../timers.ts'
+import { DIALECTS, type Dialect, type QueueEvent } from './dialects.ts'
 import { createQueueMetrics, type QueueMetrics } from './metrics.ts'
-import type { BatchOperation, DropReason, QueueSettings } from './options.ts'
+import type { BatchOperation, DropReason, QueueItem, QueueSettings } from './options.ts'
 import { isTransient, retryAfterMs, retryDelay } from './retry.ts'
 
-/** Customer.io refuses a Track v2 operation over 32 KB (customerio-facts §3.3). */
-const MAX_OPERATION_BYTES = 32 * 1024
 /** `{"batch":[` … `]}` around the operations, and the commas between them. */
 const ENVELOPE_BYTES = 12
 
 /** A queued operation, its size, and when it was queued (a partial batch goes once its oldest has waited the flush interval). */
-interface Entry { readonly op: BatchOperation, readonly bytes: number, readonly at: number }
+interface Entry { readonly op: QueueItem, readonly bytes: number, readonly at: number }
 
 /** A batch being sent; `handedOver` once close() gave it to onDrop at the deadline, so its late outcome is ignored. */
 interface Batch { readonly entries: Entry[], handedOver: boolean }
 
-/** Track v2 actions that record an event, and so carry an idempotency `id`. */
-const EVENT_ACTIONS = new Set(['event', 'page', 'screen'])
-
-type Send = (operations: BatchOperation[]) => Promise<unknown>
+/** The SDK's Track or Pipelines `batch()`; a method type, so one typed for either API's operations fits. */
+interface Sender { send (operations: QueueItem[]): Promise<unknown> }
+type Send = Sender['send']
 type Id = string | number
 
-function requireId (id: unknown, what: string): void {
-  if ((typeof id !== 'string' && typeof id !== 'number') || id === '') throw new CioInvalidOperationError(`${what} needs ${what === 'trackAnonymous' ? 'an anonymous' : 'a customer'} id`)
-}
-
-function person (id: Id, action: string, extra: Record<string, unknown> = {}): BatchOperation {
-  requireId(id, action)
-  return { type: 'person', identifiers: { id }, action, ...extra }
-}
-
-function named (value: unknown, action: string): { name: string, data?: Record<string, unknown>, timestamp?: number } {
-  const event = value as { name?: unknown } | undefined
-  if (typeof event?.name !== 'string' || event.name === '') throw new CioInvalidOperationError(`${action} needs data.name`)
-  return value as { name: string }
-}
-
 /**
- * Fire-and-forget Track calls: `fastify.cio.queue`. Operations wait in a bounded FIFO and go
- * out through the SDK's `batch()` (so through the instrumented `fastify.cio`), one batch at
- * a time so order is kept. Enqueueing never awaits the network: it answers `true` when the
- * operation was accepted and `false` when it was dropped; every drop is counted, logged and
- * handed to `onDrop`.
+ * Fire-and-forget calls: `fastify.cio.queue`. Operations (the `settings.api` dialect makes them)
+ * wait in a bounded FIFO and go out through that API's `batch()` in the instrumented `fastify.cio`,
+ * one batch at a time so order is kept. Enqueueing never awaits the network: it answers `true`
+ * when the operation was accepted and `false` when it was dropped; every drop is counted, logged
+ * and handed to `onDrop`.
  *
  * Liveness invariant: while the queue holds operations and has not expired, exactly one of
  * these holds: a batch is in flight, or the timer is armed. `#reconcile()` is the only place
@@ -55,6 +38,7 @@ function named (value: unknown, action: string): { name: string, data?: Record<s
 export class CioQueue {
   readonly #settings: QueueSettings
   readonly #send: Send
+  readonly #dialect: Dialect
   readonly #metrics: QueueMetrics
   readonly #log: FastifyBaseLogger
   readonly #clock: Clock
@@ -83,7 +67,8 @@ export class CioQueue {
   constructor (settings: QueueSettings, send: Send, metrics: MetricFactory, log: FastifyBaseLogger, clock: Clock = systemClock, random = Math.random) {
     this.#settings = settings
     this.#send = send
-    this.#metrics = createQueueMetrics(metrics, 'track', settings.maxSize, () => this.depth)
+    this.#dialect = DIALECTS[settings.api]
+    this.#metrics = createQueueMetrics(metrics, settings.api, settings.maxSize, () => this.depth)
     this.#log = log
     this.#clock = clock
     this.#random = random
@@ -94,58 +79,36 @@ export class CioQueue {
     return this.#entries.length - this.#head + (this.#retry?.length ?? 0)
   }
 
-  identify (id: Id, attributes: Record<string, unknown> = {}): boolean {
-    return this.enqueue(person(id, 'identify', { attributes }))
-  }
-
-  track (id: Id, event: { name: string, data?: Record<string, unknown>, timestamp?: number }): boolean {
-    const { name, data, timestamp } = named(event, 'track')
-    return this.enqueue(person(id, 'event', { name, attributes: data ?? {}, ...(timestamp === undefined ? {} : { timestamp }) }))
-  }
-
-  trackAnonymous (anonymousId: Id, event: { name: string, data?: Record<string, unknown>, timestamp?: number }): boolean {
-    const { name, data, timestamp } = named(event, 'trackAnonymous')
-    requireId(anonymousId, 'trackAnonymous')
-    return this.enqueue({ type: 'person', action: 'event', anonymous_id: anonymousId, name, attributes: data ?? {}, ...(timestamp === undefined ? {} : { timestamp }) })
-  }
-
-  trackPageView (id: Id, path: string): boolean {
-    if (typeof path !== 'string' || path === '') throw new CioInvalidOperationError('trackPageView needs a path')
-    return this.enqueue(person(id, 'page', { name: path }))
-  }
-
-  destroy (id: Id): boolean { return this.enqueue(person(id, 'delete')) }
-  suppress (id: Id): boolean { return this.enqueue(person(id, 'suppress')) }
-  unsuppress (id: Id): boolean { return this.enqueue(person(id, 'unsuppress')) }
-
-  addDevice (id: Id, deviceId: string, platform: string, data: Record<string, unknown> = {}): boolean {
-    if (typeof deviceId !== 'string' || deviceId === '') throw new CioInvalidOperationError('addDevice needs a device id')
-    if (typeof platform !== 'string' || platform === '') throw new CioInvalidOperationError('addDevice needs a platform')
-    return this.enqueue(person(id, 'add_device', { device: { token: deviceId, platform, attributes: data } }))
-  }
-
-  deleteDevice (id: Id, deviceId: string): boolean {
-    if (typeof deviceId !== 'string' || deviceId === '') throw new CioInvalidOperationError('deleteDevice needs a device id')
-    return this.enqueue(person(id, 'delete_device', { device: { token: deviceId } }))
-  }
+  // Over Data Pipelines, destroy, suppress, unsuppress, addDevice and deleteDevice throw; over Track, group and alias.
+  identify (id: Id, attributes: Record<string, unknown> = {}): boolean { return this.#enqueue(this.#dialect.identify(id, attributes)) }
+  track (id: Id, event: QueueEvent): boolean { return this.#enqueue(this.#dialect.track(id, event)) }
+  trackAnonymous (anonymousId: Id, event: QueueEvent): boolean { return this.#enqueue(this.#dialect.trackAnonymous(anonymousId, event)) }
+  trackPageView (id: Id, path: string): boolean { return this.#enqueue(this.#dialect.trackPageView(id, path)) }
+  destroy (id: Id): boolean { return this.#enqueue(this.#dialect.destroy(id)) }
+  suppress (id: Id): boolean { return this.#enqueue(this.#dialect.suppress(id)) }
+  unsuppress (id: Id): boolean { return this.#enqueue(this.#dialect.unsuppress(id)) }
+  addDevice (id: Id, deviceId: string, platform: string, data: Record<string, unknown> = {}): boolean { return this.#enqueue(this.#dialect.addDevice(id, deviceId, platform, data)) }
+  deleteDevice (id: Id, deviceId: string): boolean { return this.#enqueue(this.#dialect.deleteDevice(id, deviceId)) }
+  group (id: Id, groupId: Id, traits?: Record<string, unknown>): boolean { return this.#enqueue(this.#dialect.group(id, groupId, traits)) }
+  alias (id: Id, previousId: Id): boolean { return this.#enqueue(this.#dialect.alias(id, previousId)) }
 
   /**
-   * Queues any Track v2 batch operation. Throws `FST_CIO_INVALID_OPERATION` for one that is
-   * not. An event (`event`, `page`, `screen`) gets a ULID `id` unless it has one, so a
+   * Queues a Track v2 batch operation, or over Data Pipelines a batch item. Throws
+   * `FST_CIO_INVALID_OPERATION` for one that is not. An event (a Track `event`, `page` or
+   * `screen`; every Pipelines item) gets a ULID `id` / `messageId` unless it has one, so a
    * re-sent batch never records it twice.
    */
-  enqueue (operation: BatchOperation): boolean {
-    if (typeof operation !== 'object' || operation === null || typeof operation.type !== 'string' || typeof operation.action !== 'string') {
-      throw new CioInvalidOperationError('an operation needs string "type" and "action"')
-    }
-    const op = EVENT_ACTIONS.has(operation.action) ? withEventId(operation) : operation
+  enqueue (operation: BatchOperation | BatchItem): boolean { return this.#enqueue(operation) }
+
+  #enqueue (operation: unknown): boolean {
+    const op = this.#dialect.prepare(operation)
     let bytes: number
     try {
-      bytes = Buffer.byteLength(JSON.stringify(op))
+      bytes = Buffer.byteLength(JSON.stringify(op)) + this.#dialect.addedBytes
     } catch {
       throw new CioInvalidOperationError('the operation cannot be serialised to JSON')
     }
-    if (bytes > MAX_OPERATION_BYTES) return this.#drop([op], 'too_large')
+    if (bytes > this.#dialect.maxItemBytes) return this.#drop([op], 'too_large')
     if (this.#closed) return this.#drop([op], 'shutdown')
     if (this.depth >= this.#settings.maxSize) return this.#drop([op], 'overflow')
     this.#entries.push({ op, bytes, at: this.#clock.now() })
@@ -300,7 +263,7 @@ export class CioQueue {
     this.#metrics.sent(operations.length - rejected.size)
   }
 
-  #drop (operations: BatchOperation[], reason: DropReason): false {
+  #drop (operations: QueueItem[], reason: DropReason): false {
     this.#metrics.dropped(reason, operations.length)
     this.#logDrop(reason, operations.length)
     try {

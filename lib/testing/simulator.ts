@@ -11,7 +11,7 @@ export type { EventType, RecordedEvent } from './event-history.ts'
 
 /** What goes wrong for matching requests. Without `status`, `hang`, `reset` or `lose`, a fault only delays the normal answer. */
 export interface Fault {
-  /** Match by SDK method (its route), API, or path prefix; no matcher matches every request. */
+  /** Match by operation (its route; e.g. `identify`, `pipelines.batch`), API, or path prefix; no matcher matches every request. */
   operation?: OperationName
   api?: Api
   path?: string
@@ -41,7 +41,7 @@ export interface Fault {
 export interface RecordedRequest {
   readonly method: string
   readonly path: string
-  /** The SDK method whose route matched (the first, where several share one). */
+  /** The operation whose route matched (the first, where several share one); Pipelines ones are `pipelines.<method>`. */
   readonly operation: OperationName | undefined
   readonly api: Api | undefined
   /** `X-Retry-Count` of the SDK's retries; 0 for a first attempt. */
@@ -52,7 +52,8 @@ export interface RecordedRequest {
   /**
    * Whether the simulator applied the request (its events reached the history): true for a
    * success (200, or 207 for the accepted operations) and for a success lost by `Fault.lose`;
-   * false for error answers, fault statuses and the plain `hang`/`reset` faults.
+   * false for error answers, fault statuses, the plain `hang`/`reset` faults and a Pipelines
+   * request answered 200 but dropped whole (malformed or oversized, without strict mode).
    */
   readonly applied: boolean
 }
@@ -61,6 +62,8 @@ export interface SimulatorOptions {
   siteId?: string
   trackApiKey?: string
   appApiKey?: string
+  /** The Pipelines source write key (HTTP Basic user, empty password). */
+  pipelinesWriteKey?: string
   port?: number
   /** Seed for `Fault.ratio`. */
   seed?: number
@@ -68,10 +71,23 @@ export interface SimulatorOptions {
   rejectBatchOperation?: (operation: unknown, index: number) => string | undefined
 }
 
+/** What the Pipelines API was sent, one entry per call or batch item it accepted. */
+export interface PipelinesCall {
+  /** The route of a single call, or a batch item's `type`. */
+  readonly type: PipelinesType
+  /** The payload as sent (a batch item includes its `type`). */
+  readonly payload: Readonly<Record<string, unknown>>
+}
+
+export type PipelinesType = 'identify' | 'track' | 'page' | 'screen' | 'group' | 'alias'
+
 interface Route { readonly op: Operation, readonly pattern: RegExp }
 
 const BATCH_LIMIT = 500 * 1024
 const BATCH_OPERATION_LIMIT = 32 * 1024
+/** Pipelines: a single call and each batch item up to 32 KB, a batch up to 500 KB. */
+const PIPELINES_CALL_LIMIT = 32 * 1024
+const PIPELINES_TYPES: ReadonlySet<unknown> = new Set<PipelinesType>(['identify', 'track', 'page', 'screen', 'group', 'alias'])
 
 const routes: readonly Route[] = operations.map((op) => ({
   op,
@@ -107,6 +123,29 @@ function seeded (seed: number): () => number {
   }
 }
 
+function isBody (value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+/** The SDK's own notion of a missing parameter: anything but a non-blank string or a finite number. */
+function present (value: unknown): boolean {
+  return typeof value === 'string' ? value.trim() !== '' : typeof value === 'number' && Number.isFinite(value)
+}
+
+/** Why a Pipelines payload of `type` is malformed (the checks the SDK makes before sending), or undefined. */
+function pipelinesProblem (type: unknown, payload: unknown): string | undefined {
+  if (!PIPELINES_TYPES.has(type)) return `unknown type ${JSON.stringify(type)}`
+  if (!isBody(payload)) return 'payload must be an object'
+  if (type === 'alias') {
+    if (!present(payload.userId)) return 'userId is required'
+    return present(payload.previousId) ? undefined : 'previousId is required'
+  }
+  if (!present(payload.userId) && !present(payload.anonymousId)) return 'userId or anonymousId is required'
+  if (type === 'track' && !present(payload.event)) return 'event is required'
+  if (type === 'group' && !present(payload.groupId)) return 'groupId is required'
+  return undefined
+}
+
 function same (a: string, b: string): boolean {
   const x = Buffer.from(a)
   const y = Buffer.from(b)
@@ -114,16 +153,23 @@ function same (a: string, b: string): boolean {
 }
 
 /**
- * A Customer.io stand-in on loopback: the Track v1, Track v2 and App API routes that
- * customerio-node calls, Basic/Bearer auth, Customer.io's success bodies and error shapes,
- * a 207 for partly rejected batches, a record of every request, and injectable faults.
+ * A Customer.io stand-in on loopback: the Track v1, Track v2, App and Pipelines API routes
+ * that customerio-node calls, Basic/Bearer auth, Customer.io's success bodies and error shapes,
+ * a 207 for partly rejected batches, Pipelines' permissive and strict modes, a record of every
+ * request, and injectable faults.
  */
 export class CioSimulator {
   readonly siteId: string
   readonly trackApiKey: string
   readonly appApiKey: string
+  readonly pipelinesWriteKey: string
   /** Every request received, in order. */
   readonly requests: RecordedRequest[] = []
+  /**
+   * Every Pipelines call and batch item accepted, in arrival order, re-sends included (the
+   * history's `messageId` de-duplication applies to `events` only).
+   */
+  readonly pipelinesCalls: PipelinesCall[] = []
   readonly #history = new EventHistory()
   readonly #waiters = new Set<() => void>()
   readonly #sockets = new Set<Socket>()
@@ -137,6 +183,7 @@ export class CioSimulator {
     this.siteId = options.siteId ?? 'sim-site'
     this.trackApiKey = options.trackApiKey ?? 'sim-track-key'
     this.appApiKey = options.appApiKey ?? 'sim-app-key'
+    this.pipelinesWriteKey = options.pipelinesWriteKey ?? 'sim-pipelines-key'
     this.#random = seeded(options.seed ?? 1)
     this.#rejectBatchOperation = options.rejectBatchOperation
     this.#server = http.createServer((req, res) => { this.#handle(req, res) })
@@ -152,7 +199,7 @@ export class CioSimulator {
   /** Base URL, e.g. `http://127.0.0.1:40123`. */
   get url (): string { return this.#url }
 
-  /** A customerio-node `Region` pointing at this simulator. */
+  /** A customerio-node `Region` pointing at this simulator (Track `/api/v1`, App `/v1`, Pipelines `/cdp/v1`). */
   get region (): Region {
     return new Region(`${this.#url}/api/v1`, `${this.#url}/v1`, `${this.#url}/cdp/v1`)
   }
@@ -179,7 +226,8 @@ export class CioSimulator {
 
   /**
    * Events Customer.io would hold, in arrival order, from Track v1 (`track`, `trackPageView`,
-   * `trackAnonymous`) and v2 (`batch`, `entity`: person `event`/`page`/`screen` operations).
+   * `trackAnonymous`), v2 (`batch`, `entity`: person `event`/`page`/`screen` operations) and
+   * Pipelines (`track`, `page`, `screen`, alone or in a batch; `messageId` is their `id`).
    * An event whose `id` was already seen is not added (see `discardedEvents`); one without an
    * `id` always is. Only applied requests count (see `RecordedRequest.applied`).
    */
@@ -242,7 +290,9 @@ export class CioSimulator {
   #authorized (api: Api, header: string | undefined): boolean {
     const expected = api === 'track'
       ? `Basic ${Buffer.from(`${this.siteId}:${this.trackApiKey}`).toString('base64')}`
-      : `Bearer ${this.appApiKey}`
+      : api === 'pipelines'
+        ? `Basic ${Buffer.from(`${this.pipelinesWriteKey}:`).toString('base64')}`
+        : `Bearer ${this.appApiKey}`
     return same(header ?? '', expected)
   }
 
@@ -280,8 +330,7 @@ export class CioSimulator {
           answer(fault.status)
           return this.#send(res, fault.status, fault.body ?? this.#errorBody(url.pathname, fault.status), fault.retryAfter)
         }
-        const [status, payload] = this.#answer(op, url.pathname, req.headers.authorization, raw.length, body)
-        const applied = status < 300
+        const [status, payload, applied = status < 300] = this.#answer(op, url.pathname, req.headers, raw.length, body)
         if (fault?.lose === 'hang') return answer('hang', applied)
         if (fault?.lose === 'reset') { answer('reset', applied); req.socket.destroy(); return }
         answer(status, applied)
@@ -294,13 +343,20 @@ export class CioSimulator {
 
   #errorBody (path: string, status: number): unknown {
     const message = `simulated ${status}`
-    return path.startsWith('/api/v2/') ? { errors: [{ reason: 'simulated', message }] } : { meta: { error: message } }
+    if (path.startsWith('/api/v2/')) return { errors: [{ reason: 'simulated', message }] }
+    return path.startsWith('/cdp/') ? { meta: { errors: [message] } } : { meta: { error: message } }
   }
 
-  #answer (op: Operation | undefined, path: string, auth: string | undefined, size: number, body: unknown): [number, unknown] {
+  /** Status, body and, where it differs from "status below 300", whether the request was applied. */
+  #answer (op: Operation | undefined, path: string, headers: http.IncomingHttpHeaders, size: number, body: unknown): [number, unknown, boolean?] {
     if (op === undefined) return [404, { meta: { error: 'Not found' } }]
-    // Track answers a bad credential in plain text (customerio-node issue #71), the App API in JSON.
-    if (!this.#authorized(op.api, auth)) return [401, op.api === 'track' ? 'Unauthorized request' : { meta: { error: 'Unauthorized request' } }]
+    // Track answers a bad credential in plain text (customerio-node issue #71), the App API in
+    // JSON, Pipelines in Track v1's `meta.errors` shape.
+    if (!this.#authorized(op.api, headers.authorization)) {
+      if (op.api === 'pipelines') return [401, { meta: { errors: ['Unauthorized request'] } }]
+      return [401, op.api === 'track' ? 'Unauthorized request' : { meta: { error: 'Unauthorized request' } }]
+    }
+    if (op.api === 'pipelines') return this.#pipelines(op.call, size, body, headers['x-strict-mode'] === '1')
     if (op.name === 'batch') return this.#batch(size, body)
     if (op.name === 'entity') this.#history.v2(body)
     // `track` and `trackPageView` share /api/v1/customers/{customerId}/events.
@@ -324,6 +380,37 @@ export class CioSimulator {
     const rejected = new Set(errors.map((e) => e.batch_index))
     batch.forEach((operation, index) => { if (!rejected.has(index)) this.#history.v2(operation) })
     return errors.length === 0 ? [200, {}] : [207, { errors }]
+  }
+
+  /**
+   * Pipelines answers 200 `{}` to anything authorised and silently drops what is malformed or
+   * oversized, unless the client asked for strict mode, where that is a 400. In a batch, only
+   * the bad items are dropped; strict mode rejects the whole batch.
+   */
+  #pipelines (call: string, size: number, body: unknown, strict: boolean): [number, unknown, boolean?] {
+    const reject = (errors: string[]): [number, unknown, boolean] => strict ? [400, { meta: { errors } }, false] : [200, {}, false]
+    const limit = call === 'batch' ? BATCH_LIMIT : PIPELINES_CALL_LIMIT
+    if (size > limit) return reject([`request body is larger than ${limit / 1024} KB`])
+    if (call !== 'batch') {
+      const problem = pipelinesProblem(call, body)
+      if (problem !== undefined) return reject([problem])
+      this.#acceptPipelines(call, body)
+      return [200, {}]
+    }
+    const batch = isBody(body) ? body.batch : undefined
+    if (!Array.isArray(batch) || batch.length === 0) return reject(['batch must be a non-empty array'])
+    const problems = batch.map((item: unknown) => Buffer.byteLength(JSON.stringify(item)) > PIPELINES_CALL_LIMIT
+      ? `larger than ${PIPELINES_CALL_LIMIT / 1024} KB`
+      : pipelinesProblem(isBody(item) ? item.type : undefined, item))
+    const errors = problems.flatMap((problem, index) => problem === undefined ? [] : [`batch[${index}]: ${problem}`])
+    if (strict && errors.length > 0) return reject(errors)
+    batch.forEach((item: unknown, index) => { if (problems[index] === undefined) this.#acceptPipelines((item as { type: unknown }).type, item) })
+    return [200, {}, errors.length < batch.length]
+  }
+
+  #acceptPipelines (type: unknown, payload: unknown): void {
+    this.pipelinesCalls.push(Object.freeze({ type: type as PipelinesType, payload: payload as Record<string, unknown> }))
+    this.#history.pipelines(type, payload)
   }
 
   #send (res: http.ServerResponse, status: number, body: unknown, retryAfter?: number | string): void {

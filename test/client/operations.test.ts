@@ -1,19 +1,25 @@
 import t from 'tap'
-import { APIClient, TrackClient } from 'customerio-node'
+import { APIClient, PipelinesClient, TrackClient } from 'customerio-node'
 import { operations, snakeCase } from '../../lib/client/operations.ts'
 import { HISTOGRAM_LABEL_SETS } from '../../lib/monitoring/metrics.ts'
-import { argsFor } from '../fixtures/sdk-args.ts'
+import { argsFor, methodOf } from '../fixtures/sdk-args.ts'
 import { buildApp, metric, scrape, simOptions, startSimulator } from '../helpers.ts'
 
 // `resourceBase` is declared private in the SDK's types: a URL helper, not an API call.
 const publicMethods = (proto: object) => Object.getOwnPropertyNames(proto).filter((n) => n !== 'constructor' && n !== 'resourceBase').sort()
 
-t.test('the table lists every public TrackClient and APIClient method of the installed SDK', async (t) => {
-  t.same(operations.filter((o) => o.api === 'track').map((o) => o.name).sort(), publicMethods(TrackClient.prototype))
-  t.same(operations.filter((o) => o.api === 'app').map((o) => o.name).sort(), publicMethods(APIClient.prototype))
-  const labels = operations.map((o) => o.label)
-  t.equal(new Set(labels).size, labels.length, 'labels are unique')
-  for (const label of labels) t.match(label, /^[a-z][a-z0-9_]*$/)
+t.test('the table lists every public TrackClient, APIClient and PipelinesClient method of the installed SDK', async (t) => {
+  t.same(operations.filter((o) => o.api === 'track').map((o) => o.call).sort(), publicMethods(TrackClient.prototype))
+  t.same(operations.filter((o) => o.api === 'app').map((o) => o.call).sort(), publicMethods(APIClient.prototype))
+  // envelope() is the client's own helper (it fills messageId, timestamp, context), not an API call.
+  t.same(operations.filter((o) => o.api === 'pipelines').map((o) => o.call).sort(), publicMethods(PipelinesClient.prototype).filter((n) => n !== 'envelope'))
+  const names = operations.map((o) => o.name)
+  t.equal(new Set(names).size, names.length, 'names are unique')
+  const labels = operations.map((o) => `${o.api}:${o.label}`)
+  t.equal(new Set(labels).size, labels.length, 'labels are unique within an API')
+  const templates = operations.filter((o) => o.api === 'pipelines').map((o) => o.template)
+  t.ok(templates.every((x) => x.startsWith('/cdp/v1/')), 'Pipelines routes under /cdp/v1')
+  for (const op of operations) t.match(op.label, /^[a-z][a-z0-9_]*$/)
 })
 
 t.test('snake_case labels', async (t) => {
@@ -26,10 +32,9 @@ t.test('snake_case labels', async (t) => {
 t.test('every operation succeeds through fastify.cio over HTTP and is counted', async (t) => {
   const sim = await startSimulator(t)
   const { app } = await buildApp(t, simOptions(sim))
-  const cio = app.cio as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>
   for (const op of operations) {
     const before = sim.requests.length
-    await cio[op.name]!(...argsFor(op.name))
+    await methodOf(app.cio, op)(...argsFor(op.name))
     const request = sim.requests[before]!
     t.equal(request.method, op.method, `${op.name} verb`)
     t.match(request.path, new RegExp(`^${op.template.replace(/\{[^}]+\}/g, '[^/]+')}$`), `${op.name} path follows ${op.template}`)
@@ -46,10 +51,12 @@ t.test('every operation succeeds through fastify.cio over HTTP and is counted', 
   }
   t.equal(successes, operations.length, 'one latency observation per call')
   const ops = [...metrics.keys()].filter((k) => k.startsWith('cio_api_request_duration_seconds_count{'))
-  t.equal(ops.length, HISTOGRAM_LABEL_SETS + 1, 'latency label sets capped, the rest under _other')
+  t.equal(ops.length, HISTOGRAM_LABEL_SETS + 2, 'latency label sets capped, the rest under _other (App and Pipelines, called last)')
   t.ok(await metric(app, 'cio_api_request_duration_seconds_count', { api: 'app', operation: '_other', outcome: 'success' }) > 0)
+  t.equal(await metric(app, 'cio_api_request_duration_seconds_count', { api: 'pipelines', operation: '_other', outcome: 'success' }), 7)
   t.equal(await metric(app, 'cio_api_attempts_total', { api: 'track', status_code: '2xx' }), 19)
   t.equal(await metric(app, 'cio_api_attempts_total', { api: 'app', status_code: '2xx' }), 160)
+  t.equal(await metric(app, 'cio_api_attempts_total', { api: 'pipelines', status_code: '2xx' }), 7)
   t.equal(await metric(app, 'cio_api_in_flight', { api: 'app' }), 0)
 })
 

@@ -1,13 +1,13 @@
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
-import { ATTEMPT_STATUSES, EMAIL_TYPES, ERROR_TYPES } from '../../lib/labels.ts'
+import { APIS, ATTEMPT_STATUSES, EMAIL_TYPES, ERROR_TYPES, QUEUES } from '../../lib/labels.ts'
 import { operations } from '../../lib/client/operations.ts'
 import { DROP_REASONS } from '../../lib/queue/options.ts'
 import { STORE_OPERATIONS } from '../../lib/webhook/dedupe.ts'
 import { REJECT_REASONS } from '../../lib/webhook/metrics.ts'
 import { METRICS, METRICS_BY_OBJECT_TYPE, OBJECT_TYPES } from '../../lib/webhook/events.ts'
 import { signWebhook, webhookEvent } from '../../lib/testing/index.ts'
-import { argsFor } from '../fixtures/sdk-args.ts'
+import { argsFor, methodOf } from '../fixtures/sdk-args.ts'
 import { buildApp, rejection, simOptions, startSimulator, WEBHOOK_KEY } from '../helpers.ts'
 
 const SERIES_BUDGET = 2_500
@@ -15,7 +15,7 @@ const STATUSES = [400, 401, 403, 404, 408, 409, 413, 422, 429, 500, 502, 503, 50
 
 /** Every label value a plugin series may carry, by label name. */
 const CLOSED: Record<string, ReadonlySet<string>> = {
-  api: new Set(['track', 'app']),
+  api: new Set(APIS),
   operation: new Set([...operations.map((o) => o.label), '_other']),
   outcome: new Set(['success', 'error']),
   error_type: new Set(ERROR_TYPES),
@@ -25,27 +25,26 @@ const CLOSED: Record<string, ReadonlySet<string>> = {
   object_type: new Set([...OBJECT_TYPES, '_other']),
   metric: new Set([...METRICS, '_other']),
   reason: new Set([...REJECT_REASONS, ...DROP_REASONS]),
-  queue: new Set(['track']),
+  queue: new Set(QUEUES),
   call: new Set(STORE_OPERATIONS)
 }
 
 t.test('a fuzzed run stays inside the series budget with closed label values and no identifiers', async (t) => {
   const sim = await startSimulator(t)
   const { app } = await buildApp(t, simOptions(sim, { client: { retry: { maxRetries: 0 } } }))
-  const cio = app.cio as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>
   // Every operation: success, every HTTP failure class, a synchronous argument error.
   for (const op of operations) {
-    await cio[op.name]!(...argsFor(op.name))
+    await methodOf(app.cio, op)(...argsFor(op.name))
     for (const status of STATUSES) {
       sim.fault({ status, times: 1 })
-      await rejection(cio[op.name]!(...argsFor(op.name)))
+      await rejection(methodOf(app.cio, op)(...argsFor(op.name)))
     }
   }
   for (const op of operations.slice(0, 20)) {
     sim.fault({ reset: true, times: 1 })
-    await rejection(cio[op.name]!(...argsFor(op.name)))
+    await rejection(methodOf(app.cio, op)(...argsFor(op.name)))
     sim.fault({ status: 200, body: '<html>', times: 1 })
-    await rejection(cio[op.name]!(...argsFor(op.name)))
+    await rejection(methodOf(app.cio, op)(...argsFor(op.name)))
   }
   // Every documented webhook pair, then 1 000 events with random types, metrics and ids.
   const post = (event: object) => {

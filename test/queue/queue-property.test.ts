@@ -12,7 +12,7 @@ import promClient from '@prometheus-io/client'
 import { TrackClient } from 'customerio-node'
 import { Agent } from 'undici'
 import pino from 'pino'
-import type { BatchOperation, DropReason } from '../../lib/index.ts'
+import type { BatchOperation, DropReason, QueueItem } from '../../lib/index.ts'
 import { createMetrics, type PromClient } from '../../lib/monitoring/metrics.ts'
 import { QUEUE_DEFAULTS } from '../../lib/queue/options.ts'
 import { CioQueue } from '../../lib/queue/queue.ts'
@@ -42,12 +42,13 @@ async function runCase (t: Test, seed: number): Promise<void> {
   const retryDelayMs = pick([1, 3, 10, 50, 100])
   const settings = {
     ...QUEUE_DEFAULTS,
+    api: 'track' as const,
     maxSize: 1_000_000,
     batchSize: pick([1, 2, 3, 5, 10, 25]),
     flushIntervalMs: pick([1, 2, 5, 20, 50, 200]),
     retryDelayMs,
     maxRetryDelayMs: Math.min(2_000, retryDelayMs * pick([1, 4, 10, 20])),
-    onDrop: (ops: BatchOperation[], reason: DropReason) => { drops.push([ops.length, reason]) }
+    onDrop: (ops: QueueItem[], reason: DropReason) => { drops.push([ops.length, reason]) }
   }
 
   const sim = await startSimulator(t, { seed })

@@ -57,7 +57,7 @@ async function clockedQueue (t: T, settings: Partial<typeof QUEUE_DEFAULTS> = {}
     sent.then(() => inFlight--, () => inFlight--)
     return sent
   }
-  const queue = new CioQueue({ ...QUEUE_DEFAULTS, ...FAST, ...settings, onDrop: (ops, reason) => drops.push([ops, reason]) },
+  const queue = new CioQueue({ ...QUEUE_DEFAULTS, api: 'track', ...FAST, ...settings, onDrop: (ops, reason) => drops.push([ops as BatchOperation[], reason]) },
     send, createMetrics(registry, { version: '0', sdkVersion: '0' }), pino({ level: 'silent' }), clock, () => 0.5)
   /** Resolves once every batch call so far has settled and the queue has reacted to it (batches it then started included). */
   const settled = async () => {
@@ -224,7 +224,7 @@ t.test('a full queue drops the newest (overflow) and counts exactly', async (t) 
   const sim = await startSimulator(t)
   sim.fault({ api: 'track', hang: true })
   const dropped: BatchOperation[] = []
-  const { app, queue, logs } = await queueApp(t, { maxSize: 50, batchSize: 10, onDrop: (ops) => dropped.push(...ops), shutdownTimeoutMs: 0 }, sim)
+  const { app, queue, logs } = await queueApp(t, { maxSize: 50, batchSize: 10, onDrop: (ops) => dropped.push(...ops as BatchOperation[]), shutdownTimeoutMs: 0 }, sim)
   let accepted = 0
   for (let i = 0; i < 200; i++) if (queue.identify(`p${i}`)) accepted++
   t.equal(accepted, 50)
@@ -239,7 +239,7 @@ t.test('a full queue drops the newest (overflow) and counts exactly', async (t) 
 t.test('a 207 drops the rejected operations with reason rejected and sends the rest', async (t) => {
   const sim = await startSimulator(t, { rejectBatchOperation: (op) => (op as { identifiers: { id: string } }).identifiers.id.startsWith('bad') ? 'invalid email attribute jane@example.com' : undefined })
   const drops: BatchOperation[] = []
-  const { app, queue, logs } = await queueApp(t, { onDrop: (ops, reason) => { t.equal(reason, 'rejected'); drops.push(...ops) } }, sim)
+  const { app, queue, logs } = await queueApp(t, { onDrop: (ops, reason) => { t.equal(reason, 'rejected'); drops.push(...ops as BatchOperation[]) } }, sim)
   for (const id of ['ok1', 'bad1', 'ok2', 'bad2', 'ok3']) queue.identify(id)
   await queue.flush()
   t.same(idsOf(drops), ['bad1', 'bad2'])
@@ -256,7 +256,7 @@ t.test('a batch refused for its content (400, 422) is dropped as rejected, count
     const sim = await startSimulator(t)
     sim.fault({ operation: 'batch', status, times: 1 })
     const drops: Array<[string[], DropReason]> = []
-    const { app, queue, logs } = await queueApp(t, { batchSize: 2, onDrop: (ops, reason) => drops.push([idsOf(ops), reason]) }, sim)
+    const { app, queue, logs } = await queueApp(t, { batchSize: 2, onDrop: (ops, reason) => drops.push([idsOf(ops as BatchOperation[]), reason]) }, sim)
     queue.identify('a'); queue.identify('b'); queue.identify('c')
     await queue.flush()
     t.same(drops, [[['a', 'b'], 'rejected']], `${status}`)
@@ -458,8 +458,8 @@ t.test('onDrop failures are logged, never thrown', async (t) => {
 
 t.test('queue options', async (t) => {
   const sim = await startSimulator(t)
-  const none = await buildApp(t, simOptions(sim, { siteId: undefined, trackApiKey: undefined }))
-  t.equal(none.app.cio.queue, undefined, 'no Track credentials, no queue')
+  const none = await buildApp(t, simOptions(sim, { siteId: undefined, trackApiKey: undefined, pipelinesWriteKey: undefined }))
+  t.equal(none.app.cio.queue, undefined, 'no Track or Pipelines credentials, no queue')
   const off = await buildApp(t, simOptions(sim, { queue: false }))
   t.equal(off.app.cio.queue, undefined)
   const on = await buildApp(t, simOptions(sim))
@@ -467,7 +467,9 @@ t.test('queue options', async (t) => {
   const { default: Fastify } = await import('fastify')
   const { default: cio } = await import('../../lib/index.ts')
   for (const [queue, message] of [
-    [{}, /"queue".*Track credentials/],
+    [{}, /"queue".*needs credentials/],
+    [{ api: 'pipelines' }, /"queue.api".*needs credentials for the pipelines API/],
+    [{ api: 'sms' }, /"queue.api".*must be one of track, pipelines/],
     [true, /"queue"/],
     [{ batchsize: 5 }, /"queue.batchsize"/],
     [{ maxAttempts: 3 }, /"queue.maxAttempts".*not a known option/],
@@ -477,7 +479,7 @@ t.test('queue options', async (t) => {
     [{ onDrop: 'x' }, /"queue.onDrop"/]
   ] as const) {
     const app = Fastify()
-    const creds = typeof queue === 'object' && Object.keys(queue).length === 0 ? { siteId: undefined, trackApiKey: undefined } : {}
+    const creds = typeof queue === 'object' && (Object.keys(queue).length === 0 || 'api' in queue) ? { siteId: undefined, trackApiKey: undefined, pipelinesWriteKey: undefined } : {}
     app.register(cio, simOptions(sim, { ...creds, queue: queue as never }))
     t.match(await rejection(app.ready()), { code: 'FST_CIO_INVALID_OPTIONS', message })
     await app.close()

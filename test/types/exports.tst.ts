@@ -7,7 +7,7 @@ import {
   cioEnvSchema, cioObservability, cioRedactPaths, verifyCioWebhook,
   type Api, type BatchOperation, type ClaimResult, type CioClient, type CioClientOptions, type CioMetricsOptions, type CioObservabilityOptions,
   type CioQueue, type CioQueueOptions, type CioWebhookEvent, type CioWebhookInboxOptions, type CioWebhookOptions, type DedupeStore,
-  type DropReason, type ErrorType, type EventData, type Identifiers, type LogLevel, type MemoryDedupeOptions, type MetricOf, type ObjectType,
+  type DropReason, type ErrorType, type QueueItem, type EventData, type Identifiers, type LogLevel, type MemoryDedupeOptions, type MetricOf, type ObjectType,
   type OperationName, type RecognisedWebhookEvent, type RedisDedupeClient, type RedisDedupeOptions, type UnrecognisedWebhookEvent,
   type VerifyCioWebhookInput
 } from '../../lib/index.ts'
@@ -53,7 +53,8 @@ test('the option types', () => {
   expect<CioObservabilityOptions['queue']>().type.toBe<false | CioQueueOptions | undefined>()
   expect<CioObservabilityOptions['logLevel']>().type.toBe<LogLevel | undefined>()
   expect<CioWebhookOptions['inbox']>().type.toBe<CioWebhookInboxOptions | undefined>()
-  expect<Parameters<NonNullable<CioQueueOptions['onDrop']>>>().type.toBe<[operations: BatchOperation[], reason: DropReason]>()
+  expect<Parameters<NonNullable<CioQueueOptions['onDrop']>>>().type.toBe<[operations: QueueItem[], reason: DropReason]>()
+  expect<BatchOperation>().type.toBeAssignableTo<QueueItem>()
   expect<DropReason>().type.toBe<'overflow' | 'too_large' | 'rejected' | 'shutdown'>()
 })
 

@@ -33,7 +33,7 @@ test('the options type rejects typos and wrong shapes', () => {
   expect<CioObservabilityOptions>().type.not.toBeAssignableFrom({ queue: { maxsize: 10 } })
   expect<CioObservabilityOptions>().type.not.toBeAssignableFrom({ region: 'ap' })
   expect<CioObservabilityOptions>().type.not.toBeAssignableFrom({ webhook: { signingKeys: 3 } })
-  expect<NonNullable<Exclude<CioObservabilityOptions['queue'], false>>['onDrop']>().type.toBe<((operations: Array<Record<string, unknown> & { type: string, action: string }>, reason: DropReason) => void) | undefined>()
+  expect<NonNullable<Exclude<CioObservabilityOptions['queue'], false>>['onDrop']>().type.toBe<((operations: Array<Record<string, unknown> & { type: string }>, reason: DropReason) => void) | undefined>()
 })
 
 test('the webhook event union narrows on object_type and metric', () => {
