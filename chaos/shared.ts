@@ -6,25 +6,16 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { Redis } from 'ioredis'
 import type { CioObservabilityOptions } from '../lib/index.ts'
 import type { CioSimulator, Fault } from '../lib/testing/index.ts'
+import { seeded } from '../lib/testing/simulator.ts'
 import type { RedisServer } from '../test/fixtures/redis.ts'
 
 export { sleep }
 
 export const WEBHOOK_KEY = 'chaos-webhook-signing-key'
 
-/** A seeded PRNG (mulberry32): the same seed gives the same schedule of faults and traffic. */
+/** A seeded PRNG (the simulator's): the same seed gives the same schedule of faults and traffic. */
 export type Random = () => number
-
-export function seeded (seed: number): Random {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+export { seeded }
 
 export const between = (rng: Random, min: number, max: number): number => min + rng() * (max - min)
 export const pick = <T>(rng: Random, items: readonly T[]): T => items[Math.floor(rng() * items.length)]

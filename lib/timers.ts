@@ -1,5 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises'
-
 /** Time and timers, injectable so tests decide when a delay has passed instead of waiting for it. */
 export interface Clock {
   now: () => number
@@ -19,10 +17,33 @@ export const LATE = Symbol('late')
 
 /** `promise`'s outcome, or {@link LATE} if it has not settled within `ms`; the timer never holds the process open. */
 export async function within<T> (promise: Promise<T>, ms: number): Promise<T | typeof LATE> {
-  const timeout = new AbortController()
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<typeof LATE>((resolve) => {
+    timer = setTimeout(resolve, Math.max(0, ms), LATE)
+    timer.unref()
+  })
   try {
-    return await Promise.race([promise, sleep(Math.max(0, ms), LATE, { signal: timeout.signal, ref: false })])
+    return await Promise.race([promise, late])
   } finally {
-    timeout.abort()
+    clearTimeout(timer)
+  }
+}
+
+/**
+ * One deadline for every wait of a request: its timer is made only when something has to be
+ * raced, once, and cleared by `clear()`.
+ */
+export function deadline (ms: number): { race: <T>(promise: Promise<T>) => Promise<T | typeof LATE>, clear: () => void } {
+  let timer: NodeJS.Timeout | undefined
+  let late: Promise<typeof LATE> | undefined
+  return {
+    race: (promise) => {
+      late ??= new Promise((resolve) => {
+        timer = setTimeout(resolve, Math.max(0, ms), LATE)
+        timer.unref()
+      })
+      return Promise.race([promise, late])
+    },
+    clear: () => { clearTimeout(timer) }
   }
 }

@@ -112,7 +112,7 @@ function customerId (path: string): string {
 }
 
 /** A small seeded PRNG (mulberry32), so fault ratios are repeatable. */
-function seeded (seed: number): () => number {
+export function seeded (seed: number): () => number {
   let a = seed >>> 0
   return () => {
     a = (a + 0x6d2b79f5) >>> 0

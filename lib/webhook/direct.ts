@@ -1,9 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import { sanitizeString } from '../monitoring/sanitize.ts'
-import { LATE, within } from '../timers.ts'
+import { deadline, LATE, within } from '../timers.ts'
 import type { Tracing } from '../monitoring/tracing.ts'
-import type { DedupeStore, StoreOperation } from './dedupe.ts'
+import type { ClaimResult, DedupeStore, StoreOperation } from './dedupe.ts'
 import type { CioWebhookEvent, ReadEvent } from './events.ts'
 
 /**
@@ -57,6 +57,8 @@ export function eventHandler (deps: Pick<DirectDeps, 'onEvent' | 'handlerFailed'
 
 class Unconfirmed extends Error {}
 
+type Deadline = ReturnType<typeof deadline>
+
 /**
  * Runs `onEvent` for each new event, at most once at a time per `event_id` across every
  * instance sharing the store, also after a failed run: a copy that finds the id claimed
@@ -85,8 +87,9 @@ export function createDirectHandler (deps: DirectDeps): (read: ReadEvent, reques
     let cause: unknown
     for (let wait = POLL_MS; Date.now() < leaseEnd; wait = Math.min(wait * 2, MAX_POLL_MS)) {
       try {
-        const done = await within(Promise.resolve(store.confirm(eventId)), leaseEnd - Date.now())
-        if (done !== LATE) return
+        const answer = store.confirm(eventId)
+        // A store that answers at once (the memory store) needs no timer.
+        if (!(answer instanceof Promise) || await within(answer, leaseEnd - Date.now()) !== LATE) return
         cause = new Error('the dedupe store did not answer')
       } catch (err) {
         cause = err
@@ -118,19 +121,22 @@ export function createDirectHandler (deps: DirectDeps): (read: ReadEvent, reques
     return 'handled'
   }
 
-  async function run (read: ReadEvent, request: FastifyRequest, receivedAt: number, deadline: number): Promise<DirectOutcome> {
+  async function run (read: ReadEvent, request: FastifyRequest, receivedAt: number, answer: Deadline): Promise<DirectOutcome> {
     const { eventId } = read
     const execution = execute(read, request, receivedAt, Date.now() + leaseMs)
     if (eventId !== undefined) running.set(eventId, execution.finally(() => running.delete(eventId)))
-    const outcome = await within(execution, deadline - Date.now())
+    const outcome = await answer.race(execution)
     return outcome === LATE ? 'pending' : outcome
   }
 
   /** The store's answer, `late` past the deadline, or `unavailable` if it failed. */
-  async function claim (eventId: string, deadline: number): Promise<'new' | 'busy' | 'done' | 'late' | 'unavailable'> {
-    const granted = Promise.resolve().then(() => store.claim(eventId, leaseMs))
+  async function claim (eventId: string, answer: Deadline): Promise<'new' | 'busy' | 'done' | 'late' | 'unavailable'> {
+    let granted: ClaimResult | Promise<ClaimResult>
     try {
-      const found = await within(granted, deadline - Date.now())
+      granted = store.claim(eventId, leaseMs)
+      // A store that answers at once (the memory store) needs no timer.
+      if (!(granted instanceof Promise)) return granted
+      const found = await answer.race(granted)
       if (found !== LATE) return found
       // A claim granted after the answer was given is handed back, so the next copy runs
       // instead of waiting out its lease.
@@ -143,19 +149,25 @@ export function createDirectHandler (deps: DirectDeps): (read: ReadEvent, reques
   }
 
   return async (read, request, receivedAt) => {
-    const deadline = receivedAt + answerWithinMs
+    const answer = deadline(receivedAt + answerWithinMs - Date.now())
+    try {
+      return await decide(read, request, receivedAt, answer)
+    } finally {
+      answer.clear()
+    }
+  }
+
+  async function decide (read: ReadEvent, request: FastifyRequest, receivedAt: number, answer: Deadline): Promise<DirectOutcome> {
     const { eventId } = read
     // Without a usable id copies cannot be told apart: each is handed on.
-    if (eventId === undefined) return await run(read, request, receivedAt, deadline)
-    let found = await claim(eventId, deadline)
+    if (eventId === undefined) return await run(read, request, receivedAt, answer)
+    let found = await claim(eventId, answer)
     for (let poll = POLL_MS; found === 'busy'; poll = Math.min(poll * 2, MAX_POLL_MS)) {
       // Wait for the run holding it, here or elsewhere, then claim again.
-      const left = deadline - Date.now()
-      if (left <= 0) return 'pending'
-      await within(running.get(eventId) ?? sleep(poll, undefined, { ref: false }), left)
-      found = await claim(eventId, deadline)
+      if (await answer.race(running.get(eventId) ?? sleep(poll, undefined, { ref: false })) === LATE) return 'pending'
+      found = await claim(eventId, answer)
     }
-    if (found === 'new') return await run(read, request, receivedAt, deadline)
+    if (found === 'new') return await run(read, request, receivedAt, answer)
     return found === 'done' ? 'duplicate' : found === 'late' ? 'pending' : 'unavailable'
   }
 }
