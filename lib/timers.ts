@@ -17,15 +17,11 @@ export const LATE = Symbol('late')
 
 /** `promise`'s outcome, or {@link LATE} if it has not settled within `ms`; the timer never holds the process open. */
 export async function within<T> (promise: Promise<T>, ms: number): Promise<T | typeof LATE> {
-  let timer: NodeJS.Timeout | undefined
-  const late = new Promise<typeof LATE>((resolve) => {
-    timer = setTimeout(resolve, Math.max(0, ms), LATE)
-    timer.unref()
-  })
+  const until = deadline(ms)
   try {
-    return await Promise.race([promise, late])
+    return await until.race(promise)
   } finally {
-    clearTimeout(timer)
+    until.clear()
   }
 }
 
