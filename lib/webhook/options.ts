@@ -1,14 +1,12 @@
 import type { FastifyRequest } from 'fastify'
 import { boolean, callback, custom, defaultsOf, integer, invalid, isObject, path, resolveSection, string, type Rules, type Settings } from '../validation.ts'
+import { isRedisConnection, REDIS_CONNECTION_EXPECTED, type RedisConnection } from '../redis/connection.ts'
 import { CLAIM_RESULTS, type DedupeStore } from './dedupe.ts'
 import type { CioWebhookEvent } from './events.ts'
 import { MemoryDedupeStore } from './memory-dedupe.ts'
 
-/**
- * A Redis URL (`redis://…`, `rediss://…`), ioredis options or an ioredis instance, typed loosely
- * so that the plugin's types compile in apps without ioredis.
- */
-export type InboxConnection = string | object
+/** A Redis URL, ioredis options or an ioredis instance. */
+export type InboxConnection = RedisConnection
 
 /** Inbox mode: events are stored in BullMQ on Redis and handled by a worker, not in the request. */
 export interface CioWebhookInboxOptions {
@@ -81,7 +79,7 @@ function checkDedupe (value: unknown, name: string): DedupeStore {
 
 const INBOX_RULES = {
   connection: custom<InboxConnection | undefined>(undefined, (value, name) => {
-    if (typeof value !== 'string' && !isObject(value)) invalid(name, 'must be a Redis URL, ioredis options or an ioredis instance')
+    if (!isRedisConnection(value)) invalid(name, REDIS_CONNECTION_EXPECTED)
     return value
   }),
   // A rule of its own rather than string(), whose default is undefined: the queue always has a name.

@@ -86,6 +86,8 @@ export async function openInbox (settings: InboxSettings, deps: InboxDeps): Prom
         if (connection.status === 'ready') await Promise.race([worker.pause(), once(connection, 'close'), resources.cut])
         await worker.close(true)
       })
+      // A cut must end that connection too.
+      resources.cut.then(() => worker.disconnect()).catch(() => {})
       worker.on('error', resources.report)
       worker.on('completed', ({ data }) => { deps.record({ event: data.event, labels: data.labels, eventId: data.event_id }, data.receivedAt) })
       await worker.waitUntilReady()

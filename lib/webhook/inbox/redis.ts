@@ -1,20 +1,12 @@
 import { once } from 'node:events'
 import type { Redis } from 'ioredis'
+import { openRedis } from '../../redis/open.ts'
 import { LATE, within } from '../../timers.ts'
 import type { InboxSettings } from '../options.ts'
 
 /** Where BullMQ's errors go: the app's logger. */
 interface InboxLog {
   error: (details: { err: Error }, message: string) => void
-}
-
-/**
- * An ioredis instance the app made. The inbox never sends a command on it nor closes it: it
- * opens connections of its own with `duplicate()` (same host, auth, TLS, db), each with the
- * options its role needs, and closes those.
- */
-interface RedisTemplate {
-  duplicate: (override: ReturnType<typeof roleOptions>) => Redis
 }
 
 /**
@@ -27,12 +19,15 @@ interface RedisTemplate {
  * - worker: BullMQ requires `maxRetriesPerRequest: null`, so that its blocking commands wait
  *   for Redis to return instead of failing.
  */
-function roleOptions (role: InboxRole, commandTimeoutMs: number) {
+function roleOptions (role: InboxRole, commandTimeoutMs: number, closing: () => boolean) {
   // A connection cut at the close bound is destroyed soon after, even if a hung Redis never
   // answers the goodbye: ioredis' default would keep the process alive two seconds more.
+  // Once the inbox closes no connection reconnects, the copies BullMQ makes of it included
+  // (they share these options): BullMQ 6 leaves one reconnecting when Redis went away meanwhile.
+  const common = { disconnectTimeout: AFTER_CUT_MS, retryStrategy: (times: number) => closing() ? null : Math.min(times * 50, 2_000) }
   return role === 'producer'
-    ? { enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout: commandTimeoutMs, disconnectTimeout: AFTER_CUT_MS }
-    : { maxRetriesPerRequest: null, disconnectTimeout: AFTER_CUT_MS }
+    ? { ...common, enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout: commandTimeoutMs }
+    : { ...common, maxRetriesPerRequest: null }
 }
 
 export type InboxRole = 'producer' | 'worker'
@@ -52,6 +47,7 @@ export class InboxResources {
   readonly #connections: Redis[] = []
   readonly #cut = new AbortController()
   #lastError: string | undefined
+  #closing = false
 
   constructor (settings: Pick<InboxSettings, 'connection' | 'closeTimeoutMs'>, log: InboxLog, commandTimeoutMs: number) {
     this.#settings = settings
@@ -61,17 +57,8 @@ export class InboxResources {
 
   /** A connection of its own for `role`, disconnected by {@link close}. */
   async connect (role: InboxRole): Promise<Redis> {
-    const { connection } = this.#settings
-    const template = connection as Partial<RedisTemplate>
-    let redis: Redis
-    const options = roleOptions(role, this.#commandTimeoutMs)
-    if (typeof template.duplicate === 'function') {
-      redis = template.duplicate(options)
-    } else {
-      // Loaded only now: an app that never opens an inbox needs no ioredis.
-      const { Redis } = await import('ioredis')
-      redis = typeof connection === 'string' ? new Redis(connection, options) : new Redis({ ...connection, ...options })
-    }
+    // Connections of its own, each with the options its role needs; an app's instance is never used or closed.
+    const redis = await openRedis(this.#settings.connection, roleOptions(role, this.#commandTimeoutMs, () => this.#closing))
     this.#connections.push(redis)
     // Connected again: the next error starts a new outage, worth a line of its own.
     redis.on('ready', () => { this.#lastError = undefined })
@@ -103,6 +90,7 @@ export class InboxResources {
    * worker.
    */
   async close (): Promise<void> {
+    this.#closing = true
     const closing = (async () => {
       for (let closer = this.#closers.pop(); closer !== undefined; closer = this.#closers.pop()) await closer()
     })()

@@ -1,0 +1,19 @@
+import type { Redis, RedisOptions } from 'ioredis'
+import type { RedisConnection } from './connection.ts'
+
+/** An ioredis instance the app made: the plugin never sends a command on it nor closes it, it duplicates it. */
+interface RedisTemplate {
+  duplicate: (override: RedisOptions) => Redis
+}
+
+/**
+ * A connection of the plugin's own, with `options` on top of the app's settings: a duplicate of
+ * the app's instance (same host, auth, TLS, db), or a new client for a URL or options.
+ */
+export async function openRedis (connection: RedisConnection, options: RedisOptions): Promise<Redis> {
+  const template = connection as Partial<RedisTemplate>
+  if (typeof template.duplicate === 'function') return template.duplicate(options)
+  // Loaded only now: an app that uses no Redis-backed feature needs no ioredis.
+  const { Redis } = await import('ioredis')
+  return typeof connection === 'string' ? new Redis(connection, options) : new Redis({ ...connection, ...options })
+}
