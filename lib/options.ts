@@ -4,6 +4,7 @@ import type { RetryOptions } from 'customerio-node'
 import type { Dispatcher } from 'undici'
 import { resolveMetricsOptions, type CioMetricsOptions, type MetricsSettings } from './monitoring/exposition.ts'
 import type { Api } from './labels.ts'
+import { resolveOutboxOptions, type CioOutboxOptions, type OutboxSettings } from './queue/outbox/options.ts'
 import { resolveQueueOptions, type CioQueueOptions, type QueueSettings } from './queue/options.ts'
 import { CioUnsupportedSetupError } from './errors.ts'
 import { boolean, custom, defaultsOf, defined, integer, invalid, isObject, resolveSection, string, type Rules } from './validation.ts'
@@ -50,6 +51,8 @@ export interface CioObservabilityOptions {
   webhook?: false | CioWebhookOptions
   /** Default: on when Track credentials or a Pipelines write key are set. */
   queue?: false | CioQueueOptions
+  /** A durable queue on Redis: `fastify.cio.outbox`, present when a connection is given. Default off. */
+  outbox?: false | CioOutboxOptions
   logLevel?: LogLevel
   /** Where `CUSTOMERIO_*` variables are read from when an option is not given. Default `process.env`. */
   env?: Readonly<Record<string, string | undefined>>
@@ -84,6 +87,7 @@ export interface ResolvedOptions {
   readonly metrics: MetricsSettings
   readonly webhook: false | WebhookSettings
   readonly queue: false | QueueSettings
+  readonly outbox: false | OutboxSettings
   readonly logLevel?: LogLevel
 }
 
@@ -118,8 +122,12 @@ const RULES = {
   region: custom<Region | undefined>(undefined, (value, name) => {
     if (value === 'us') return RegionUS
     if (value === 'eu') return RegionEU
-    // Duck-typed, so a Region from another copy of customerio-node is accepted too.
-    if (value instanceof Region || (isObject(value) && typeof value.trackUrl === 'string' && typeof value.apiUrl === 'string')) return value as Region
+    if (value instanceof Region) return value
+    // Duck-typed (a Region from another copy of customerio-node, or its URLs as plain data), and
+    // made a Region of this copy: the SDK's clients refuse anything else.
+    if (isObject(value) && typeof value.trackUrl === 'string' && typeof value.apiUrl === 'string') {
+      return new Region(value.trackUrl, value.apiUrl, (typeof value.pipelinesUrl === 'string' ? value.pipelinesUrl : undefined) as string)
+    }
     invalid(name, "must be 'us', 'eu' or a customerio-node Region")
   }),
   // Only what was given reaches the SDK, so its own defaults hold for the rest.
@@ -128,6 +136,7 @@ const RULES = {
   metrics: pass<CioObservabilityOptions['metrics']>(),
   webhook: pass<CioObservabilityOptions['webhook']>(),
   queue: pass<CioObservabilityOptions['queue']>(),
+  outbox: pass<CioObservabilityOptions['outbox']>(),
   logLevel: custom<LogLevel | undefined>(undefined, (value, name) => {
     if (!(LOG_LEVELS as readonly unknown[]).includes(value)) invalid(name, `must be one of ${LOG_LEVELS.join(', ')}`)
     return value as LogLevel
@@ -182,6 +191,7 @@ export function resolveOptions (opts: unknown): ResolvedOptions {
     metrics: resolveMetricsOptions(given.metrics),
     webhook: resolveWebhookOptions(given.webhook, env.CUSTOMERIO_WEBHOOK_SIGNING_KEY),
     queue: queue === false ? false : resolveQueueOptions(queue, { track: hasTrack, pipelines: writeKey !== undefined }),
+    outbox: resolveOutboxOptions(given.outbox, { track: hasTrack, pipelines: writeKey !== undefined }),
     logLevel: given.logLevel ?? env.CUSTOMERIO_LOG_LEVEL as LogLevel | undefined
   })
 }

@@ -81,7 +81,9 @@ t.test('zero-config: no options and no environment register an instrumented clie
 
 t.test('a Region from another copy of customerio-node is accepted', async (t) => {
   const region = { trackUrl: 'http://127.0.0.1:1/api/v1', apiUrl: 'http://127.0.0.1:1/v1', pipelinesUrl: 'http://127.0.0.1:1/cdp/v1' }
-  t.equal(resolveOptions({ env: {}, region }).region, region)
+  const resolved = resolveOptions({ env: {}, region }).region
+  t.ok(resolved instanceof Region, 'made a Region of this copy, which the SDK\'s clients take')
+  t.match(resolved, region)
 })
 
 t.test('a Region without pipelinesUrl serves Track and App; with a write key it is refused', async (t) => {
