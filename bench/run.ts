@@ -11,6 +11,7 @@ import { benchInbox } from './inbox.ts'
 import { benchLogging } from './logging.ts'
 import { benchMemory } from './memory.ts'
 import { benchMetricsRender } from './metrics-render.ts'
+import { benchOutbox } from './outbox.ts'
 import { benchQueue } from './queue.ts'
 import { benchTracing } from './tracing.ts'
 import { benchWebhook } from './webhook.ts'
@@ -20,7 +21,7 @@ import { mergeResults, readResults, renderTable, RESULTS_FILE, writeResults } fr
 const only = process.argv.slice(2)
 const all: Array<[string, () => Promise<Row[]>]> = [
   // The queue goes first: its RSS figures mean little once earlier benchmarks have grown the heap.
-  ['queue', benchQueue], ['calls', benchCalls], ['webhook', benchWebhook], ['inbox', benchInbox], ['metrics', benchMetricsRender], ['logging', benchLogging], ['tracing', benchTracing], ['memory', benchMemory]
+  ['queue', benchQueue], ['calls', benchCalls], ['webhook', benchWebhook], ['inbox', benchInbox], ['outbox', benchOutbox], ['metrics', benchMetricsRender], ['logging', benchLogging], ['tracing', benchTracing], ['memory', benchMemory]
 ]
 const runs: Array<[string, Row[]]> = []
 for (const [name, bench] of all) {

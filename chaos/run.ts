@@ -9,6 +9,7 @@
  */
 import { parseArgs } from 'node:util'
 import { closeScenario } from './close.ts'
+import { outboxScenario } from './outbox.ts'
 import { directScenario, queueScenario } from './queue.ts'
 import { row, seeded, Teardown, type Row, type ScenarioContext } from './shared.ts'
 import { webhookScenario } from './webhook.ts'
@@ -23,15 +24,16 @@ const { values } = parseArgs({
 const seconds = Number(values.seconds)
 const seed = values.seed === undefined ? Math.floor(Math.random() * 2 ** 31) : Number(values.seed)
 if (!Number.isFinite(seconds) || seconds <= 0 || !Number.isInteger(seed)) {
-  process.stderr.write('usage: npm run chaos -- [--seconds N] [--seed N] [--only queue,direct,webhook,close]\n')
+  process.stderr.write('usage: npm run chaos -- [--seconds N] [--seed N] [--only queue,direct,outbox,webhook,close]\n')
   process.exit(2)
 }
 
 // Shares of the budget for each fault phase; draining, settling and closing take the rest.
 const phase = (share: number) => Math.max(2000, Math.round(seconds * 1000 * share))
 const scenarios: Array<{ name: string, group: string, share: number, run: (ctx: ScenarioContext) => Promise<Row> }> = [
-  { name: 'queue', group: 'queue', share: 0.3, run: queueScenario },
+  { name: 'queue', group: 'queue', share: 0.25, run: queueScenario },
   { name: 'direct client', group: 'direct', share: 0.06, run: directScenario },
+  { name: 'outbox', group: 'outbox', share: 0.12, run: outboxScenario },
   { name: 'webhook memory', group: 'webhook', share: 0.1, run: (ctx) => webhookScenario('memory', ctx) },
   { name: 'webhook redis', group: 'webhook', share: 0.1, run: (ctx) => webhookScenario('redis', ctx) },
   { name: 'webhook inbox', group: 'webhook', share: 0.1, run: (ctx) => webhookScenario('inbox', ctx) },

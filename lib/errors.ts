@@ -76,3 +76,13 @@ export class CioApiError extends ApiError {
 export const CioInvalidArgumentError = createError<'FST_CIO_INVALID_ARGUMENT', 500, [string, string, { cause: unknown }]>(
   'FST_CIO_INVALID_ARGUMENT', 'Invalid argument to Customer.io %s: %s', 500, TypeError
 )
+
+/** `fastify.cio.outbox` could not store an operation (Redis unreachable, hung past the bound, or the app closing): it is not safe, add it again. */
+export const CioOutboxUnavailableError = createError<'FST_CIO_OUTBOX_UNAVAILABLE', 503, [string, { cause: unknown }?]>(
+  'FST_CIO_OUTBOX_UNAVAILABLE', 'The Customer.io outbox could not store the operation: %s', 503
+)
+
+/** `fastify.cio.outbox` holds `maxLength` entries not yet sent: nothing more is taken until senders catch up. */
+export const CioOutboxFullError = createError<'FST_CIO_OUTBOX_FULL', 503, [number]>(
+  'FST_CIO_OUTBOX_FULL', 'The Customer.io outbox is full: it holds %d operations not yet sent', 503
+)

@@ -9,6 +9,9 @@ import { setupExposition } from './monitoring/exposition.ts'
 import { createMetrics } from './monitoring/metrics.ts'
 import { checkNodeVersion, resolveOptions, type CioObservabilityOptions, type ResolvedOptions } from './options.ts'
 import { CioQueue } from './queue/queue.ts'
+import { CioOutbox } from './queue/outbox/outbox.ts'
+import type { QueueItem } from './queue/options.ts'
+import type { QueueName } from './labels.ts'
 import { sanitize } from './monitoring/sanitize.ts'
 import { CioUnsupportedSetupError } from './errors.ts'
 import { loadTracing, serverOf, tracingOn } from './monitoring/tracing.ts'
@@ -24,6 +27,8 @@ declare module 'fastify' {
     cio: CioClient & {
       /** Fire-and-forget calls, batched through Track or Data Pipelines (`queue.api`); present when either has credentials and the queue is not off. */
       readonly queue?: CioQueue
+      /** A durable queue on Redis, over the same API as the queue; present when `outbox.connection` is set. */
+      readonly outbox?: CioOutbox
     }
   }
 }
@@ -76,16 +81,18 @@ const cioObservabilityPlugin: FastifyPluginAsync<CioObservabilityOptions> = asyn
     log,
     secrets
   })
-  const queue: CioQueue | undefined = options.queue === false
-    ? undefined
-    : new CioQueue(options.queue, (operations) => options.queue !== false && options.queue.api === 'pipelines' ? cio.pipelines.batch(operations as never) : cio.batch(operations as never), metrics, log)
-  fastify.decorate('cio', Object.freeze({ ...cio, queue }))
+  const batchOf = (api: QueueName) => (operations: QueueItem[]) => api === 'pipelines' ? cio.pipelines.batch(operations as never) : cio.batch(operations as never)
+  const queue = options.queue === false ? undefined : new CioQueue(options.queue, batchOf(options.queue.api), metrics, log)
+  const outbox = options.outbox === false ? undefined : await CioOutbox.open(options.outbox, batchOf(options.outbox.api), metrics, log)
+  fastify.decorate('cio', Object.freeze({ ...cio, queue, outbox }))
   let webhook: { close: () => Promise<void> } | undefined
   // One hook, in this order, each step bounded: the queue flushes first, while calls are still
-  // observed and counted and before anything that can wait on Redis; then the inbox; then the
-  // pool ends whatever is still in flight (the queue has handed such a batch to onDrop by then).
+  // observed and counted and before anything that can wait on Redis; then the outbox finishes
+  // its batch in hand (everything else stays in Redis); then the inbox; then the pool ends
+  // whatever is still in flight (the queue has handed such a batch to onDrop by then).
   fastify.addHook('onClose', async () => {
     await queue?.close()
+    await outbox?.close()
     await webhook?.close()
     await agent?.destroy()
     observer.close()
@@ -115,6 +122,7 @@ const cioObservabilityPlugin: FastifyPluginAsync<CioObservabilityOptions> = asyn
     webhook: options.webhook === false ? false : options.webhook.path,
     inbox: options.webhook !== false && options.webhook.inbox !== undefined,
     queue: queue !== undefined,
+    outbox: outbox !== undefined,
     tracing: tracingOn(tracing)
   }, 'customer.io observability ready')
 }
@@ -125,7 +133,7 @@ export default cioObservability
 export {
   CioApiError, CioInvalidArgumentError, CioInvalidOptionsError, CioNotConfiguredError, CioWebhookSignatureMissingError, CioWebhookSignatureInvalidError,
   CioWebhookTimestampStaleError, CioWebhookMalformedError, CioWebhookTooLargeError, CioWebhookUnsupportedMediaTypeError,
-  CioWebhookHandlerError, CioWebhookRetryLaterError, CioInvalidOperationError, CioUnsupportedSetupError
+  CioWebhookHandlerError, CioWebhookRetryLaterError, CioInvalidOperationError, CioUnsupportedSetupError, CioOutboxUnavailableError, CioOutboxFullError
 } from './errors.ts'
 export { cioEnvSchema } from './options.ts'
 export type { CioObservabilityOptions, CioClientOptions, LogLevel } from './options.ts'
@@ -133,6 +141,9 @@ export type { CioMetricsOptions } from './monitoring/exposition.ts'
 export type { CioWebhookOptions } from './webhook/options.ts'
 export type { CioQueueOptions, BatchOperation, QueueItem, DropReason } from './queue/options.ts'
 export type { CioQueue } from './queue/queue.ts'
+export type { CioOutbox } from './queue/outbox/outbox.ts'
+export type { CioOutboxOptions, OutboxDropReason } from './queue/outbox/options.ts'
+export type { RedisConnection } from './redis/connection.ts'
 export type { CioWebhookEvent, RecognisedWebhookEvent, UnrecognisedWebhookEvent, EventData, Identifiers, ObjectType, MetricOf } from './webhook/events.ts'
 export type { CioWebhookInboxOptions } from './webhook/options.ts'
 export type { DedupeStore, ClaimResult } from './webhook/dedupe.ts'

@@ -33,3 +33,33 @@ export type EmailType = (typeof EMAIL_TYPES)[number]
 /** `queue`: the API a queue sends through. */
 export const QUEUES = ['track', 'pipelines'] as const
 export type QueueName = (typeof QUEUES)[number]
+
+/**
+ * A person's subscription changes: sent as `customer`, or with the channel that caused the
+ * change as `object_type` (the spec says so), so every channel has them too.
+ */
+const SUBSCRIPTION_METRICS = ['subscribed', 'unsubscribed', 'cio_subscription_preferences_changed'] as const
+
+export const METRICS_BY_OBJECT_TYPE = {
+  customer: SUBSCRIPTION_METRICS,
+  email: ['drafted', 'attempted', 'sent', 'delivered', 'opened', 'clicked', 'converted', 'bounced', 'dropped', 'spammed', 'failed', 'undeliverable', ...SUBSCRIPTION_METRICS],
+  push: ['drafted', 'attempted', 'sent', 'delivered', 'opened', 'clicked', 'converted', 'bounced', 'dropped', 'failed', 'undeliverable', ...SUBSCRIPTION_METRICS],
+  in_app: ['drafted', 'attempted', 'sent', 'opened', 'clicked', 'converted', 'failed', 'undeliverable', ...SUBSCRIPTION_METRICS],
+  sms: ['drafted', 'attempted', 'sent', 'delivered', 'clicked', 'converted', 'bounced', 'failed', 'undeliverable', 'replied', ...SUBSCRIPTION_METRICS],
+  slack: ['drafted', 'attempted', 'sent', 'clicked', 'failed', 'undeliverable', ...SUBSCRIPTION_METRICS],
+  webhook: ['drafted', 'attempted', 'sent', 'clicked', 'failed', 'undeliverable', ...SUBSCRIPTION_METRICS],
+  whatsapp: ['drafted', 'attempted', 'sent', 'delivered', 'opened', 'clicked', 'converted', 'bounced', 'dropped', 'failed', 'undeliverable', 'replied', ...SUBSCRIPTION_METRICS]
+} as const
+
+export type ObjectType = keyof typeof METRICS_BY_OBJECT_TYPE
+export const OBJECT_TYPES = Object.keys(METRICS_BY_OBJECT_TYPE) as ObjectType[]
+
+/**
+ * `channel` of delivery tracking: the object types that are channels (every one but `customer`),
+ * and `_other` for one this version does not know.
+ */
+export const CHANNELS = [...OBJECT_TYPES.filter((type) => type !== 'customer'), '_other'] as const
+export type Channel = Exclude<ObjectType, 'customer'> | '_other'
+
+/** Channels whose messages get a delivery receipt (`delivered` among their metrics): only these can be unconfirmed. */
+export const RECEIPT_CHANNELS: ReadonlySet<Channel> = new Set(OBJECT_TYPES.filter((type): type is Exclude<ObjectType, 'customer'> => (METRICS_BY_OBJECT_TYPE[type] as readonly string[]).includes('delivered')))

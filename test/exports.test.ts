@@ -9,7 +9,8 @@ t.test('the package entry', async (t) => {
   t.equal((entry.default as unknown as Record<symbol, boolean>)[Symbol.for('skip-override')], true, 'decorators reach the app')
   for (const name of ['CioInvalidOptionsError', 'CioNotConfiguredError', 'CioInvalidOperationError', 'CioWebhookSignatureMissingError',
     'CioWebhookSignatureInvalidError', 'CioWebhookTimestampStaleError', 'CioWebhookMalformedError', 'CioWebhookTooLargeError',
-    'CioWebhookUnsupportedMediaTypeError', 'CioWebhookHandlerError', 'CioWebhookRetryLaterError', 'CioInvalidArgumentError'] as const) {
+    'CioWebhookUnsupportedMediaTypeError', 'CioWebhookHandlerError', 'CioWebhookRetryLaterError', 'CioInvalidArgumentError',
+    'CioOutboxUnavailableError', 'CioOutboxFullError'] as const) {
     const err = new (entry[name] as new (...a: string[]) => Error & { code: string })('x', 'y')
     t.match(err.code, /^FST_CIO_/, name)
   }
@@ -19,7 +20,7 @@ t.test('the package entry', async (t) => {
   for (const name of ['MemoryDedupeStore', 'RedisDedupeStore', 'CioApiError'] as const) t.equal(typeof entry[name], 'function', name)
   t.same(Object.keys(entry).sort(), [
     'CioApiError', 'CioInvalidArgumentError', 'CioInvalidOperationError', 'CioInvalidOptionsError', 'CioNotConfiguredError',
-    'CioWebhookHandlerError', 'CioWebhookMalformedError', 'CioWebhookRetryLaterError', 'CioWebhookSignatureInvalidError',
+    'CioOutboxFullError', 'CioOutboxUnavailableError', 'CioWebhookHandlerError', 'CioWebhookMalformedError', 'CioWebhookRetryLaterError', 'CioWebhookSignatureInvalidError',
     'CioUnsupportedSetupError', 'CioWebhookSignatureMissingError', 'CioWebhookTimestampStaleError', 'CioWebhookTooLargeError', 'CioWebhookUnsupportedMediaTypeError',
     'MemoryDedupeStore', 'RedisDedupeStore', 'cioEnvSchema', 'cioObservability', 'cioRedactPaths', 'default', 'verifyCioWebhook'
   ].sort(), 'the public runtime surface, and nothing else: each name is a semver promise')

@@ -84,6 +84,8 @@ t.test('a Region from another copy of customerio-node is accepted', async (t) =>
   const resolved = resolveOptions({ env: {}, region }).region
   t.ok(resolved instanceof Region, 'made a Region of this copy, which the SDK\'s clients take')
   t.match(resolved, region)
+  const { pipelinesUrl: _, ...withoutPipelines } = region
+  t.equal(resolveOptions({ env: {}, region: withoutPipelines as never }).region.pipelinesUrl, undefined, 'a region from before Data Pipelines')
 })
 
 t.test('a Region without pipelinesUrl serves Track and App; with a write key it is refused', async (t) => {

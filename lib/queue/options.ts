@@ -36,18 +36,26 @@ export interface CioQueueOptions {
   onDrop?: (operations: QueueItem[], reason: DropReason) => void
 }
 
-const RULES = {
-  api: custom<QueueName | undefined>(undefined, (value, name) => {
-    if (!(QUEUES as readonly unknown[]).includes(value)) invalid(name, `must be one of ${QUEUES.join(', ')}`)
-    return value as QueueName
-  }),
-  maxSize: integer(10_000, 1, 10_000_000),
+/** The `api` rule of a section that sends through Track or Pipelines. */
+export const apiRule = () => custom<QueueName | undefined>(undefined, (value, name) => {
+  if (!(QUEUES as readonly unknown[]).includes(value)) invalid(name, `must be one of ${QUEUES.join(', ')}`)
+  return value as QueueName
+})
+
+/** How batches are cut and retried, and how long closing may take: one set of rules for the queue and the outbox. */
+export const SENDING_RULES = {
+  api: apiRule(),
   batchSize: integer(100, 1, 10_000),
   maxBatchBytes: integer(500_000, 1_024, 500_000),
-  flushIntervalMs: integer(1_000, 1, 3_600_000),
   retryDelayMs: integer(500, 1, 3_600_000),
   maxRetryDelayMs: integer(30_000, 1, 3_600_000),
-  shutdownTimeoutMs: integer(10_000, 0, 600_000),
+  shutdownTimeoutMs: integer(10_000, 0, 600_000)
+}
+
+const RULES = {
+  ...SENDING_RULES,
+  maxSize: integer(10_000, 1, 10_000_000),
+  flushIntervalMs: integer(1_000, 1, 3_600_000),
   onDrop: callback<NonNullable<CioQueueOptions['onDrop']>>()
 } satisfies Rules<CioQueueOptions>
 
@@ -57,10 +65,19 @@ export const QUEUE_DEFAULTS = defaultsOf(RULES)
 /** The queue's settings; `configured` says which APIs have credentials, so `api` can default and be checked. */
 export function resolveQueueOptions (value: unknown, configured: Readonly<Record<QueueName, boolean>>): QueueSettings {
   const settings = resolveSection('queue', value, RULES)
-  if (settings.maxRetryDelayMs < settings.retryDelayMs) invalid('queue.maxRetryDelayMs', 'must not be less than queue.retryDelayMs')
-  const api = settings.api ?? (configured.track ? 'track' : 'pipelines')
-  if (!configured[api]) invalid(settings.api === undefined ? 'queue' : 'queue.api', `needs credentials for the ${api} API: ${CREDENTIALS_HINT[api]}`)
-  return Object.freeze({ ...settings, api })
+  checkBackoff('queue', settings)
+  return Object.freeze({ ...settings, api: resolveApi('queue', settings.api, configured) })
+}
+
+export function checkBackoff (section: string, { retryDelayMs, maxRetryDelayMs }: { retryDelayMs: number, maxRetryDelayMs: number }): void {
+  if (maxRetryDelayMs < retryDelayMs) invalid(`${section}.maxRetryDelayMs`, `must not be less than ${section}.retryDelayMs`)
+}
+
+/** The API a section sends through: the one asked for, else Track when it has credentials, else Pipelines; it must have credentials. */
+export function resolveApi (section: string, api: QueueName | undefined, configured: Readonly<Record<QueueName, boolean>>): QueueName {
+  const chosen = api ?? (configured.track ? 'track' : 'pipelines')
+  if (!configured[chosen]) invalid(api === undefined ? section : `${section}.api`, `needs credentials for the ${chosen} API: ${CREDENTIALS_HINT[chosen]}`)
+  return chosen
 }
 
 const CREDENTIALS_HINT: Readonly<Record<QueueName, string>> = {

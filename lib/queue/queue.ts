@@ -5,12 +5,10 @@ import type { MetricFactory } from '../monitoring/metrics.ts'
 import { sanitize } from '../monitoring/sanitize.ts'
 import { systemClock, type Clock } from '../timers.ts'
 import { DIALECTS, type Dialect, type QueueEvent } from './dialects.ts'
+import { ENVELOPE_BYTES, refusalErrors, refusedIndexes } from './batch.ts'
 import { createQueueMetrics, type QueueMetrics } from './metrics.ts'
 import type { BatchOperation, DropReason, QueueItem, QueueSettings } from './options.ts'
 import { isTransient, retryAfterMs, retryDelay } from './retry.ts'
-
-/** `{"batch":[` … `]}` around the operations, and the commas between them. */
-const ENVELOPE_BYTES = 12
 
 /** A queued operation, its size, and when it was queued (a partial batch goes once its oldest has waited the flush interval). */
 interface Entry { readonly op: QueueItem, readonly bytes: number, readonly at: number }
@@ -251,13 +249,9 @@ export class CioQueue {
     }
     if (batch.handedOver) return
     this.#failures = 0
-    const errors = (result as { errors?: Array<{ batch_index?: unknown, reason?: unknown }> } | undefined)?.errors
-    const rejected = new Set<number>()
-    if (Array.isArray(errors)) {
-      for (const error of errors) if (Number.isInteger(error.batch_index)) rejected.add(error.batch_index as number)
-    }
+    const rejected = refusedIndexes(result)
     if (rejected.size > 0) {
-      this.#log.warn({ rejected: rejected.size, errors: sanitize(errors) }, 'customer.io rejected queued operations')
+      this.#log.warn({ rejected: rejected.size, errors: sanitize(refusalErrors(result)) }, 'customer.io rejected queued operations')
       this.#drop(operations.filter((_, i) => rejected.has(i)), 'rejected')
     }
     this.#metrics.sent(operations.length - rejected.size)

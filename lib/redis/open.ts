@@ -17,3 +17,19 @@ export async function openRedis (connection: RedisConnection, options: RedisOpti
   const { Redis } = await import('ioredis')
   return typeof connection === 'string' ? new Redis(connection, options) : new Redis({ ...connection, ...options })
 }
+
+/**
+ * Logs each error once until `reset()` (call it when the connection is ready again): an outage
+ * repeats its error at every reconnection attempt, which must not become a line per attempt.
+ */
+export function oncePerOutage (log: (err: Error) => void): { report: (err: Error) => void, reset: () => void } {
+  let last: string | undefined
+  return {
+    report: (err) => {
+      if (err.message === last) return
+      last = err.message
+      log(err)
+    },
+    reset: () => { last = undefined }
+  }
+}

@@ -1,5 +1,5 @@
 import { CioWebhookMalformedError } from '../errors.ts'
-import type { EmailType } from '../labels.ts'
+import { METRICS_BY_OBJECT_TYPE, OBJECT_TYPES, type EmailType, type ObjectType } from '../labels.ts'
 import { isObject } from '../validation.ts'
 
 /**
@@ -7,25 +7,8 @@ import { isObject } from '../validation.ts'
  * the envelope check, and the closed label values derived from an event.
  */
 
-/**
- * A person's subscription changes: sent as `customer`, or with the channel that caused the
- * change as `object_type` (the spec says so), so every channel has them too.
- */
-const SUBSCRIPTION_METRICS = ['subscribed', 'unsubscribed', 'cio_subscription_preferences_changed'] as const
-
-export const METRICS_BY_OBJECT_TYPE = {
-  customer: SUBSCRIPTION_METRICS,
-  email: ['drafted', 'attempted', 'sent', 'delivered', 'opened', 'clicked', 'converted', 'bounced', 'dropped', 'spammed', 'failed', 'undeliverable', ...SUBSCRIPTION_METRICS],
-  push: ['drafted', 'attempted', 'sent', 'delivered', 'opened', 'clicked', 'converted', 'bounced', 'dropped', 'failed', 'undeliverable', ...SUBSCRIPTION_METRICS],
-  in_app: ['drafted', 'attempted', 'sent', 'opened', 'clicked', 'converted', 'failed', 'undeliverable', ...SUBSCRIPTION_METRICS],
-  sms: ['drafted', 'attempted', 'sent', 'delivered', 'clicked', 'converted', 'bounced', 'failed', 'undeliverable', 'replied', ...SUBSCRIPTION_METRICS],
-  slack: ['drafted', 'attempted', 'sent', 'clicked', 'failed', 'undeliverable', ...SUBSCRIPTION_METRICS],
-  webhook: ['drafted', 'attempted', 'sent', 'clicked', 'failed', 'undeliverable', ...SUBSCRIPTION_METRICS],
-  whatsapp: ['drafted', 'attempted', 'sent', 'delivered', 'opened', 'clicked', 'converted', 'bounced', 'dropped', 'failed', 'undeliverable', 'replied', ...SUBSCRIPTION_METRICS]
-} as const
-
-export type ObjectType = keyof typeof METRICS_BY_OBJECT_TYPE
-export const OBJECT_TYPES = Object.keys(METRICS_BY_OBJECT_TYPE) as ObjectType[]
+export { METRICS_BY_OBJECT_TYPE, OBJECT_TYPES, type ObjectType }
+export type MetricOf<T extends ObjectType> = (typeof METRICS_BY_OBJECT_TYPE)[T][number]
 export const METRICS: readonly string[] = [...new Set(Object.values(METRICS_BY_OBJECT_TYPE).flat())]
 
 /** Who the event is about; present on every event. Personal data: never logged or labelled. */
@@ -55,8 +38,6 @@ export interface EventData {
   link_id?: number
   [field: string]: unknown
 }
-
-export type MetricOf<T extends ObjectType> = (typeof METRICS_BY_OBJECT_TYPE)[T][number]
 
 /** A verified event of a documented object_type and metric. */
 export type RecognisedWebhookEvent = {

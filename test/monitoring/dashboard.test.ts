@@ -60,7 +60,8 @@ async function exposed (t: Test): Promise<{ families: Set<string>, names: Set<st
   const names = new Set<string>()
   const modes: CioWebhookOptions[] = [{ signingKeys: WEBHOOK_KEY }, { signingKeys: WEBHOOK_KEY, inbox: { connection: redis.url, worker: false } }]
   for (const webhook of modes) {
-    const { app } = await buildApp(t, simOptions(sim, { webhook }))
+    // With the outbox too (not sending), so its metrics are exposed.
+    const { app } = await buildApp(t, simOptions(sim, { webhook, outbox: { connection: redis.url, sender: false } }))
     for (const [, name, type] of (await app.inject('/metrics')).body.matchAll(/^# TYPE (\S+) (\w+)$/gm)) {
       families.add(name!)
       for (const selectable of type === 'histogram' ? [`${name}_bucket`, `${name}_sum`, `${name}_count`] : [name!]) names.add(selectable)

@@ -66,7 +66,8 @@ t.test('a real Prometheus scrapes the app: dashboard queries and rules return da
   const { app } = await buildApp(t, simOptions(sim, {
     queue: { flushIntervalMs: 100 },
     metrics: { defaultMetrics: false },
-    webhook: { signingKeys: WEBHOOK_KEY, inbox: { connection: redis.url, backoffMs: 1 } }
+    webhook: { signingKeys: WEBHOOK_KEY, inbox: { connection: redis.url, backoffMs: 1 } },
+    outbox: { connection: redis.url, blockMs: 100 }
   }))
   const address = await app.listen({ host: '127.0.0.1', port: 0 })
 
@@ -107,6 +108,7 @@ t.test('a real Prometheus scrapes the app: dashboard queries and rules return da
     ]
     if (n % 5 === 0) calls.push(app.cio.listCampaigns())
     app.cio.queue!.identify(`q${n}`)
+    calls.push(app.cio.outbox!.identify(`o${n}`))
     Promise.allSettled(calls).catch(() => {})
   }, 40)
   t.teardown(() => clearInterval(traffic))

@@ -28,7 +28,8 @@ async function exposedFamilies (t: Test): Promise<Set<string>> {
   const families = new Set<string>()
   const modes: CioWebhookOptions[] = [{ signingKeys: WEBHOOK_KEY }, { signingKeys: WEBHOOK_KEY, inbox: { connection: redis.url, worker: false } }]
   for (const webhook of modes) {
-    const { app } = await buildApp(t, simOptions(sim, { webhook }))
+    // With the outbox too (not sending), so its metrics are exposed.
+    const { app } = await buildApp(t, simOptions(sim, { webhook, outbox: { connection: redis.url, sender: false } }))
     for (const [, name, type] of (await app.inject('/metrics')).body.matchAll(/^# TYPE (\S+) (\w+)$/gm)) {
       for (const family of type === 'histogram' ? [`${name}_bucket`, `${name}_sum`, `${name}_count`] : [name!]) families.add(family)
     }
@@ -47,10 +48,10 @@ t.test('promtool: every unit test in alerts.test.yml passes', { skip: noPromtool
   t.equal(run.status, 0, run.stdout + run.stderr)
 })
 
-t.test('the recipe\'s four alerts (error ratio, p99 latency, bounce and spam rates) and the plugin\'s own alerts (budget, throttling, webhooks, inbox, stalled stream, queue) exist', async (t) => {
+t.test('the recipe\'s four alerts (error ratio, p99 latency, bounce and spam rates) and the plugin\'s own alerts (budget, throttling, webhooks, inbox, stalled stream, queue, outbox) exist', async (t) => {
   t.same(alerts.map((a) => a.alert).sort(), [
     'CustomerioApiErrorBudgetFastBurn', 'CustomerioApiErrorBudgetSlowBurn', 'CustomerioApiHighErrorRatio', 'CustomerioApiHighLatency',
-    'CustomerioApiThrottled', 'CustomerioEmailHighBounceRate', 'CustomerioEmailHighSpamComplaintRate', 'CustomerioQueueDropping',
+    'CustomerioApiThrottled', 'CustomerioEmailHighBounceRate', 'CustomerioEmailHighSpamComplaintRate', 'CustomerioOutboxLagging', 'CustomerioOutboxStoreErrors', 'CustomerioQueueDropping',
     'CustomerioQueueRetrying', 'CustomerioQueueSaturated', 'CustomerioWebhookHandlerErrors', 'CustomerioWebhookInboxFailedJobs',
     'CustomerioWebhookSignatureFailures', 'CustomerioWebhookSilent', 'CustomerioWebhookStoreErrors', 'CustomerioWebhookStreamStalled'
   ])

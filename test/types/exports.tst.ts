@@ -4,6 +4,7 @@ import {
   CioApiError, CioInvalidArgumentError, CioInvalidOperationError, CioInvalidOptionsError, CioNotConfiguredError, CioUnsupportedSetupError,
   CioWebhookHandlerError, CioWebhookMalformedError, CioWebhookRetryLaterError, CioWebhookSignatureInvalidError, CioWebhookSignatureMissingError,
   CioWebhookTimestampStaleError, CioWebhookTooLargeError, CioWebhookUnsupportedMediaTypeError, MemoryDedupeStore, RedisDedupeStore,
+  CioOutboxFullError, CioOutboxUnavailableError, type CioOutbox, type CioOutboxOptions, type OutboxDropReason, type RedisConnection,
   cioEnvSchema, cioObservability, cioRedactPaths, verifyCioWebhook,
   type Api, type BatchOperation, type ClaimResult, type CioClient, type CioClientOptions, type CioMetricsOptions, type CioObservabilityOptions,
   type CioQueue, type CioQueueOptions, type CioWebhookEvent, type CioWebhookInboxOptions, type CioWebhookOptions, type DedupeStore,
@@ -15,7 +16,8 @@ import {
 test('every error class is an Error with its FST_CIO_ code and the status an app should answer', () => {
   for (const Error of [CioInvalidOptionsError, CioNotConfiguredError, CioInvalidOperationError, CioUnsupportedSetupError, CioInvalidArgumentError,
     CioWebhookSignatureMissingError, CioWebhookSignatureInvalidError, CioWebhookTimestampStaleError, CioWebhookMalformedError,
-    CioWebhookTooLargeError, CioWebhookUnsupportedMediaTypeError, CioWebhookHandlerError, CioWebhookRetryLaterError]) {
+    CioWebhookTooLargeError, CioWebhookUnsupportedMediaTypeError, CioWebhookHandlerError, CioWebhookRetryLaterError, CioOutboxUnavailableError,
+    CioOutboxFullError]) {
     expect(Error).type.toBeAssignableTo<new (...args: never[]) => globalThis.Error & { code: string, statusCode?: number }>()
   }
   expect<CioApiError['errorType']>().type.toBe<ErrorType>()
@@ -56,6 +58,20 @@ test('the option types', () => {
   expect<Parameters<NonNullable<CioQueueOptions['onDrop']>>>().type.toBe<[operations: QueueItem[], reason: DropReason]>()
   expect<BatchOperation>().type.toBeAssignableTo<QueueItem>()
   expect<DropReason>().type.toBe<'overflow' | 'too_large' | 'rejected' | 'shutdown'>()
+  expect<CioObservabilityOptions['outbox']>().type.toBe<false | CioOutboxOptions | undefined>()
+  expect<CioOutboxOptions>().type.toBeAssignableFrom({ connection: 'redis://127.0.0.1:6379' })
+  expect<CioOutboxOptions>().type.toBeAssignableFrom({ connection: new Redis({ lazyConnect: true }), sender: false, claimAfterMs: 60_000 })
+  expect<CioOutboxOptions>().type.not.toBeAssignableFrom({ sender: false })
+  expect<RedisConnection>().type.toBeAssignableFrom({ host: '127.0.0.1', port: 6379 })
+  expect<Parameters<NonNullable<CioOutboxOptions['onDrop']>>>().type.toBe<[operations: QueueItem[], reason: 'rejected']>()
+  expect<OutboxDropReason>().type.toBe<'rejected' | 'unreadable'>()
+})
+
+test('the outbox: every call resolves once Redis has stored it', () => {
+  expect<CioOutbox['track']>().type.toBeCallableWith('p1', { name: 'signed_up' })
+  expect<ReturnType<CioOutbox['track']>>().type.toBe<Promise<void>>()
+  expect<ReturnType<CioOutbox['enqueue']>>().type.toBe<Promise<void>>()
+  expect<CioOutbox>().type.not.toHaveProperty('depth')
 })
 
 test('the client, the queue and the values the package exports', () => {

@@ -2,7 +2,7 @@ import { expect, test } from 'tstyche'
 import Fastify from 'fastify'
 import { SendEmailRequest, type APIClient, type TrackClient } from 'customerio-node'
 import type { FastifyRequest } from 'fastify'
-import cioObservability, { type CioObservabilityOptions, type CioQueue, type CioWebhookEvent, type DropReason, type UnrecognisedWebhookEvent } from '../../lib/index.ts'
+import cioObservability, { type CioObservabilityOptions, type CioOutbox, type CioQueue, type CioWebhookEvent, type DropReason, type UnrecognisedWebhookEvent } from '../../lib/index.ts'
 import { unrecognisedWebhookEvent, webhookEvent } from '../../lib/testing/index.ts'
 
 const app = Fastify()
@@ -20,6 +20,7 @@ test('fastify.cio has the SDK methods with their own argument and result types',
 
 test('fastify.cio.queue is optional and returns whether the operation was accepted', () => {
   expect(app.cio.queue).type.toBe<CioQueue | undefined>()
+  expect(app.cio.outbox).type.toBe<CioOutbox | undefined>()
   expect(app.cio.queue!.track('p1', { name: 'x' })).type.toBe<boolean>()
   expect(app.cio.queue!.flush()).type.toBe<Promise<void>>()
   expect(app.cio.queue!.depth).type.toBe<number>()

@@ -1,6 +1,6 @@
 import { once } from 'node:events'
 import type { Redis } from 'ioredis'
-import { openRedis } from '../../redis/open.ts'
+import { oncePerOutage, openRedis } from '../../redis/open.ts'
 import { LATE, within } from '../../timers.ts'
 import type { InboxSettings } from '../options.ts'
 
@@ -42,17 +42,18 @@ const AFTER_CUT_MS = 500
 export class InboxResources {
   readonly #settings: Pick<InboxSettings, 'connection' | 'closeTimeoutMs'>
   readonly #log: InboxLog
+  readonly #errors: ReturnType<typeof oncePerOutage>
   readonly #commandTimeoutMs: number
   readonly #closers: Array<() => unknown> = []
   readonly #connections: Redis[] = []
   readonly #cut = new AbortController()
-  #lastError: string | undefined
   #closing = false
 
   constructor (settings: Pick<InboxSettings, 'connection' | 'closeTimeoutMs'>, log: InboxLog, commandTimeoutMs: number) {
     this.#settings = settings
     this.#log = log
     this.#commandTimeoutMs = commandTimeoutMs
+    this.#errors = oncePerOutage((err) => { log.error({ err }, 'customer.io webhook inbox error') })
   }
 
   /** A connection of its own for `role`, disconnected by {@link close}. */
@@ -61,7 +62,7 @@ export class InboxResources {
     const redis = await openRedis(this.#settings.connection, roleOptions(role, this.#commandTimeoutMs, () => this.#closing))
     this.#connections.push(redis)
     // Connected again: the next error starts a new outage, worth a line of its own.
-    redis.on('ready', () => { this.#lastError = undefined })
+    redis.on('ready', this.#errors.reset)
     this.onClose(() => redis.disconnect())
     return redis
   }
@@ -76,11 +77,9 @@ export class InboxResources {
     this.#closers.push(closer)
   }
 
-  /** Logs an error BullMQ reports. An outage repeats one error per reconnection attempt, so a repeat is logged once. */
-  readonly report = (err: Error): void => {
-    if (err.message === this.#lastError) return
-    this.#lastError = err.message
-    this.#log.error({ err }, 'customer.io webhook inbox error')
+  /** Logs an error BullMQ reports, once per outage. */
+  get report (): (err: Error) => void {
+    return this.#errors.report
   }
 
   /**
