@@ -9,6 +9,7 @@
  */
 import { parseArgs } from 'node:util'
 import { closeScenario } from './close.ts'
+import { deliveryScenario } from './delivery.ts'
 import { outboxScenario } from './outbox.ts'
 import { directScenario, queueScenario } from './queue.ts'
 import { row, seeded, Teardown, type Row, type ScenarioContext } from './shared.ts'
@@ -24,7 +25,7 @@ const { values } = parseArgs({
 const seconds = Number(values.seconds)
 const seed = values.seed === undefined ? Math.floor(Math.random() * 2 ** 31) : Number(values.seed)
 if (!Number.isFinite(seconds) || seconds <= 0 || !Number.isInteger(seed)) {
-  process.stderr.write('usage: npm run chaos -- [--seconds N] [--seed N] [--only queue,direct,outbox,webhook,close]\n')
+  process.stderr.write('usage: npm run chaos -- [--seconds N] [--seed N] [--only queue,direct,outbox,webhook,delivery,close]\n')
   process.exit(2)
 }
 
@@ -37,6 +38,7 @@ const scenarios: Array<{ name: string, group: string, share: number, run: (ctx: 
   { name: 'webhook memory', group: 'webhook', share: 0.1, run: (ctx) => webhookScenario('memory', ctx) },
   { name: 'webhook redis', group: 'webhook', share: 0.1, run: (ctx) => webhookScenario('redis', ctx) },
   { name: 'webhook inbox', group: 'webhook', share: 0.1, run: (ctx) => webhookScenario('inbox', ctx) },
+  { name: 'delivery', group: 'delivery', share: 0.08, run: deliveryScenario },
   { name: 'close memory', group: 'close', share: 0, run: (ctx) => closeScenario('memory', ctx) },
   { name: 'close redis', group: 'close', share: 0, run: (ctx) => closeScenario('redis', ctx) },
   { name: 'close inbox', group: 'close', share: 0, run: (ctx) => closeScenario('inbox', ctx) }

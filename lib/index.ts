@@ -16,6 +16,7 @@ import { sanitize } from './monitoring/sanitize.ts'
 import { CioUnsupportedSetupError } from './errors.ts'
 import { loadTracing, serverOf, tracingOn } from './monitoring/tracing.ts'
 import { registerWebhookRoute } from './webhook/route.ts'
+import { DeliveryTracker } from './webhook/delivery/tracker.ts'
 
 const readVersion = (url: URL): string => (JSON.parse(readFileSync(url, 'utf8')) as { version: string }).version
 const version = readVersion(new URL('../package.json', import.meta.url))
@@ -61,6 +62,7 @@ const cioObservabilityPlugin: FastifyPluginAsync<CioObservabilityOptions> = asyn
   const metrics = createMetrics(client, { version, sdkVersion })
   const tracing = await loadTracing(version, secrets)
   const observer = new AttemptObserver(metrics, tracing)
+  const delivery = options.delivery === false ? undefined : new DeliveryTracker(options.delivery, metrics, log)
 
   // The plugin owns the connection pool it gives the SDK (unless the app passed one), so that
   // closing the app can end a batch still in flight instead of leaving it to a timeout.
@@ -79,7 +81,8 @@ const cioObservabilityPlugin: FastifyPluginAsync<CioObservabilityOptions> = asyn
     observer,
     tracing,
     log,
-    secrets
+    secrets,
+    onDelivery: (deliveryId, channel) => { delivery?.sent(deliveryId, channel) }
   })
   const batchOf = (api: QueueName) => (operations: QueueItem[]) => api === 'pipelines' ? cio.pipelines.batch(operations as never) : cio.batch(operations as never)
   const queue = options.queue === false ? undefined : new CioQueue(options.queue, batchOf(options.queue.api), metrics, log)
@@ -94,6 +97,7 @@ const cioObservabilityPlugin: FastifyPluginAsync<CioObservabilityOptions> = asyn
     await queue?.close()
     await outbox?.close()
     await webhook?.close()
+    await delivery?.close()
     await agent?.destroy()
     observer.close()
     metrics.close()
@@ -105,7 +109,8 @@ const cioObservabilityPlugin: FastifyPluginAsync<CioObservabilityOptions> = asyn
       metrics,
       tracing,
       log,
-      secrets
+      secrets,
+      onRecorded: (read) => { delivery?.event(read) }
     })
   }
 
@@ -123,6 +128,7 @@ const cioObservabilityPlugin: FastifyPluginAsync<CioObservabilityOptions> = asyn
     inbox: options.webhook !== false && options.webhook.inbox !== undefined,
     queue: queue !== undefined,
     outbox: outbox !== undefined,
+    delivery: delivery !== undefined,
     tracing: tracingOn(tracing)
   }, 'customer.io observability ready')
 }
@@ -147,6 +153,11 @@ export type { RedisConnection } from './redis/connection.ts'
 export type { CioWebhookEvent, RecognisedWebhookEvent, UnrecognisedWebhookEvent, EventData, Identifiers, ObjectType, MetricOf } from './webhook/events.ts'
 export type { CioWebhookInboxOptions } from './webhook/options.ts'
 export type { DedupeStore, ClaimResult } from './webhook/dedupe.ts'
+export type { DeliveryStore, DeliveryEvent, DeliveryRecorded } from './webhook/delivery/store.ts'
+export type { CioDeliveryOptions } from './webhook/delivery/options.ts'
+export { MemoryDeliveryStore, type MemoryDeliveryOptions } from './webhook/delivery/memory-store.ts'
+export { RedisDeliveryStore, type RedisDeliveryClient, type RedisDeliveryOptions } from './webhook/delivery/redis-store.ts'
+export type { Channel } from './labels.ts'
 export { MemoryDedupeStore, type MemoryDedupeOptions } from './webhook/memory-dedupe.ts'
 export { RedisDedupeStore } from './webhook/redis-dedupe.ts'
 export { verifyCioWebhook, type VerifyCioWebhookInput } from './webhook/verify.ts'

@@ -4,6 +4,7 @@ import type { RetryOptions } from 'customerio-node'
 import type { Dispatcher } from 'undici'
 import { resolveMetricsOptions, type CioMetricsOptions, type MetricsSettings } from './monitoring/exposition.ts'
 import type { Api } from './labels.ts'
+import { resolveDeliveryOptions, type CioDeliveryOptions, type DeliverySettings } from './webhook/delivery/options.ts'
 import { resolveOutboxOptions, type CioOutboxOptions, type OutboxSettings } from './queue/outbox/options.ts'
 import { resolveQueueOptions, type CioQueueOptions, type QueueSettings } from './queue/options.ts'
 import { CioUnsupportedSetupError } from './errors.ts'
@@ -53,6 +54,8 @@ export interface CioObservabilityOptions {
   queue?: false | CioQueueOptions
   /** A durable queue on Redis: `fastify.cio.outbox`, present when a connection is given. Default off. */
   outbox?: false | CioOutboxOptions
+  /** Delivery tracking from sends and reporting webhooks. Default: on whenever the webhook route is. */
+  delivery?: false | CioDeliveryOptions
   logLevel?: LogLevel
   /** Where `CUSTOMERIO_*` variables are read from when an option is not given. Default `process.env`. */
   env?: Readonly<Record<string, string | undefined>>
@@ -88,6 +91,7 @@ export interface ResolvedOptions {
   readonly webhook: false | WebhookSettings
   readonly queue: false | QueueSettings
   readonly outbox: false | OutboxSettings
+  readonly delivery: false | DeliverySettings
   readonly logLevel?: LogLevel
 }
 
@@ -137,6 +141,7 @@ const RULES = {
   webhook: pass<CioObservabilityOptions['webhook']>(),
   queue: pass<CioObservabilityOptions['queue']>(),
   outbox: pass<CioObservabilityOptions['outbox']>(),
+  delivery: pass<CioObservabilityOptions['delivery']>(),
   logLevel: custom<LogLevel | undefined>(undefined, (value, name) => {
     if (!(LOG_LEVELS as readonly unknown[]).includes(value)) invalid(name, `must be one of ${LOG_LEVELS.join(', ')}`)
     return value as LogLevel
@@ -181,6 +186,7 @@ export function resolveOptions (opts: unknown): ResolvedOptions {
   const region = given.region ?? (env.CUSTOMERIO_REGION === 'eu' ? RegionEU : RegionUS)
   if (writeKey !== undefined && typeof region.pipelinesUrl !== 'string') invalid('region', 'needs a pipelinesUrl for Data Pipelines')
   const queue = given.queue ?? (hasTrack || writeKey !== undefined ? {} : false)
+  const webhook = resolveWebhookOptions(given.webhook, env.CUSTOMERIO_WEBHOOK_SIGNING_KEY)
 
   return Object.freeze({
     track: hasTrack ? Object.freeze({ siteId, apiKey: trackApiKey as string }) : undefined,
@@ -189,7 +195,8 @@ export function resolveOptions (opts: unknown): ResolvedOptions {
     region,
     client: given.client,
     metrics: resolveMetricsOptions(given.metrics),
-    webhook: resolveWebhookOptions(given.webhook, env.CUSTOMERIO_WEBHOOK_SIGNING_KEY),
+    webhook,
+    delivery: resolveDeliveryOptions(given.delivery, webhook !== false),
     queue: queue === false ? false : resolveQueueOptions(queue, { track: hasTrack, pipelines: writeKey !== undefined }),
     outbox: resolveOutboxOptions(given.outbox, { track: hasTrack, pipelines: writeKey !== undefined }),
     logLevel: given.logLevel ?? env.CUSTOMERIO_LOG_LEVEL as LogLevel | undefined

@@ -17,12 +17,12 @@ t.test('the package entry', async (t) => {
   t.ok(Array.isArray(entry.cioRedactPaths) && Object.isFrozen(entry.cioRedactPaths))
   t.equal(entry.cioEnvSchema.type, 'object')
   t.equal(typeof entry.verifyCioWebhook, 'function')
-  for (const name of ['MemoryDedupeStore', 'RedisDedupeStore', 'CioApiError'] as const) t.equal(typeof entry[name], 'function', name)
+  for (const name of ['MemoryDedupeStore', 'RedisDedupeStore', 'MemoryDeliveryStore', 'RedisDeliveryStore', 'CioApiError'] as const) t.equal(typeof entry[name], 'function', name)
   t.same(Object.keys(entry).sort(), [
     'CioApiError', 'CioInvalidArgumentError', 'CioInvalidOperationError', 'CioInvalidOptionsError', 'CioNotConfiguredError',
     'CioOutboxFullError', 'CioOutboxUnavailableError', 'CioWebhookHandlerError', 'CioWebhookMalformedError', 'CioWebhookRetryLaterError', 'CioWebhookSignatureInvalidError',
     'CioUnsupportedSetupError', 'CioWebhookSignatureMissingError', 'CioWebhookTimestampStaleError', 'CioWebhookTooLargeError', 'CioWebhookUnsupportedMediaTypeError',
-    'MemoryDedupeStore', 'RedisDedupeStore', 'cioEnvSchema', 'cioObservability', 'cioRedactPaths', 'default', 'verifyCioWebhook'
+    'MemoryDedupeStore', 'RedisDedupeStore', 'MemoryDeliveryStore', 'RedisDeliveryStore', 'cioEnvSchema', 'cioObservability', 'cioRedactPaths', 'default', 'verifyCioWebhook'
   ].sort(), 'the public runtime surface, and nothing else: each name is a semver promise')
 })
 

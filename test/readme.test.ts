@@ -1,6 +1,7 @@
 import t from 'tap'
 import { existsSync, readFileSync } from 'node:fs'
 import { METRICS_DEFAULTS } from '../lib/monitoring/exposition.ts'
+import { DELIVERY_DEFAULTS } from '../lib/webhook/delivery/options.ts'
 import { OUTBOX_DEFAULTS } from '../lib/queue/outbox/options.ts'
 import { QUEUE_DEFAULTS } from '../lib/queue/options.ts'
 import { INBOX_DEFAULTS, WEBHOOK_DEFAULTS } from '../lib/webhook/options.ts'
@@ -10,7 +11,7 @@ const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8')
 const benchReadme = readFileSync(README_FILE, 'utf8')
 
 /** `| \`section.key\` | default | … |` rows of the README, as key → default cell. */
-const documented = new Map([...readme.matchAll(/^\| `((?:webhook\.inbox|webhook|metrics|queue|outbox)\.\w+)` \| ([^|]+) \|/gm)].map(([, key, cell]) => [key!, cell!.trim()]))
+const documented = new Map([...readme.matchAll(/^\| `((?:webhook\.inbox|webhook|metrics|queue|outbox|delivery)\.\w+)` \| ([^|]+) \|/gm)].map(([, key, cell]) => [key!, cell!.trim()]))
 
 const plain = (value: unknown): string => typeof value === 'number'
   ? value.toLocaleString('en-US').replaceAll(',', ' ')
@@ -20,7 +21,7 @@ const plain = (value: unknown): string => typeof value === 'number'
 const written = (value: unknown): string => value === undefined ? 'none' : typeof value === 'number' ? plain(value) : `\`${plain(value)}\``
 
 t.test('the README documents every section option with the default the code uses, and no other', async (t) => {
-  const sections = { webhook: WEBHOOK_DEFAULTS, 'webhook.inbox': INBOX_DEFAULTS, metrics: METRICS_DEFAULTS, queue: QUEUE_DEFAULTS, outbox: OUTBOX_DEFAULTS }
+  const sections = { webhook: WEBHOOK_DEFAULTS, 'webhook.inbox': INBOX_DEFAULTS, metrics: METRICS_DEFAULTS, queue: QUEUE_DEFAULTS, outbox: OUTBOX_DEFAULTS, delivery: DELIVERY_DEFAULTS }
   const expected = new Map(Object.entries(sections).flatMap(([section, defaults]) =>
     Object.entries(defaults).map(([key, value]) => [`${section}.${key}`, written(value)])))
   t.same([...documented.keys()].sort(), [...expected.keys()].sort(), 'the same options')

@@ -3,7 +3,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { AttemptObserver, CallScope } from './attempts.ts'
 import { rejectionFor } from './call-error.ts'
 import { classify } from './classify.ts'
-import type { Api, ErrorType, Outcome } from '../labels.ts'
+import type { Api, Channel, ErrorType, Outcome } from '../labels.ts'
 import { CioNotConfiguredError } from '../errors.ts'
 import { withEventId, withId } from './event-id.ts'
 import { CREDENTIALS } from '../options.ts'
@@ -27,6 +27,8 @@ export interface ClientDeps {
   readonly log: FastifyBaseLogger
   /** Values masked wherever they appear in an error (API and signing keys). */
   readonly secrets: readonly string[]
+  /** Told of each send that began a delivery, with Customer.io's `delivery_id`. */
+  readonly onDelivery?: (deliveryId: string, channel: Channel) => void
 }
 
 /** Every SDK method, promise-returning; see {@link CioMethods}. */
@@ -57,6 +59,9 @@ const EVENT_CALLS: Partial<Record<OperationName, (sdk: Sdk, args: unknown[]) => 
 /** How errors name each API. */
 const API_NAMES: Readonly<Record<Api, string>> = { track: 'Track', app: 'App', pipelines: 'Data Pipelines' }
 
+/** SDK calls that begin a delivery, by the channel it goes out on. */
+const DELIVERY_CHANNELS: Partial<Record<OperationName, Channel>> = { sendEmail: 'email', sendPush: 'push', sendSMS: 'sms', sendInboxMessage: 'in_app' }
+
 /** SDK calls that send exactly one email when they succeed. */
 const API_EMAILS: Partial<Record<OperationName, 'transactional'>> = { sendEmail: 'transactional' }
 
@@ -71,7 +76,7 @@ function deliveryIdOf (result: unknown): string | undefined {
  * the SDK's own result, or the SDK's own error object, unchanged.
  */
 export function createClient (deps: ClientDeps): CioClient {
-  const { sdk, servers, metrics, observer, tracing, log, secrets } = deps
+  const { sdk, servers, metrics, observer, tracing, log, secrets, onDelivery } = deps
   const histogramBudget = new LabelBudget(HISTOGRAM_LABEL_SETS)
   const errorBudget = new LabelBudget(ERROR_LABEL_SETS)
 
@@ -90,6 +95,9 @@ export function createClient (deps: ClientDeps): CioClient {
     if (errorType === undefined) {
       const emailType = API_EMAILS[op.name]
       if (emailType !== undefined) metrics.emailSent.inc({ source: 'api', type: emailType })
+      const channel = DELIVERY_CHANNELS[op.name]
+      const deliveryId = deliveryIdOf(result)
+      if (channel !== undefined && deliveryId !== undefined) onDelivery?.(deliveryId, channel)
       log.debug(fields, 'customer.io call succeeded')
     } else {
       metrics.errors.inc({ api: op.api, operation: errorBudget.admit(`${op.api}:${op.label}:${errorType}`, op.label), error_type: errorType })

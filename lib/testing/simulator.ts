@@ -4,6 +4,7 @@ import { randomBytes, timingSafeEqual } from 'node:crypto'
 import { Region } from 'customerio-node'
 import { operations, type Operation, type OperationName } from '../client/operations.ts'
 import type { Api } from '../labels.ts'
+import { unrecognisedWebhookEvent } from './events.ts'
 import { signWebhook } from './sign.ts'
 import { EventHistory, type RecordedEvent } from './event-history.ts'
 
@@ -69,6 +70,17 @@ export interface SimulatorOptions {
   seed?: number
   /** Reason a Track v2 batch operation is rejected (answered in a 207), or undefined to accept it. */
   rejectBatchOperation?: (operation: unknown, index: number) => string | undefined
+}
+
+/** Where {@link CioSimulator.deliver} sends a delivery's events. */
+export interface DeliverOptions {
+  /** The app's webhook route. */
+  readonly url: string
+  readonly signingKey: string
+  /** Default `email`. */
+  readonly objectType?: string
+  /** Unix seconds the steps' `after` counts from. Default now. */
+  readonly start?: number
 }
 
 /** What the Pipelines API was sent, one entry per call or batch item it accepted. */
@@ -245,6 +257,20 @@ export class CioSimulator {
   async sendWebhook (url: string, event: object, key: string, timestamp?: number): Promise<Response> {
     const body = JSON.stringify(event)
     return fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...signWebhook(body, key, timestamp) }, body })
+  }
+
+  /**
+   * Plays a delivery's life: one signed `objectType` event (default `email`) per step, with
+   * `delivery_id` and the timestamp `start + after` seconds (default start: now), sent to the
+   * webhook at `url` in the order given, one after the other. Answers the responses.
+   */
+  async deliver (deliveryId: string, steps: ReadonlyArray<{ metric: string, after: number }>, { url, signingKey, objectType = 'email', start = Math.floor(Date.now() / 1000) }: DeliverOptions): Promise<Response[]> {
+    const responses: Response[] = []
+    for (const { metric, after } of steps) {
+      const event = { ...unrecognisedWebhookEvent(objectType, metric, { delivery_id: deliveryId }), timestamp: start + after }
+      responses.push(await this.sendWebhook(url, event, signingKey))
+    }
+    return responses
   }
 
   /** Client connections open now (a client that gave up on a hanging request closes its one). */

@@ -20,6 +20,8 @@ export interface WebhookDeps {
   readonly tracing: Tracing | undefined
   readonly log: FastifyBaseLogger
   readonly secrets: readonly string[]
+  /** Told of each handled event, after it was counted. */
+  readonly onRecorded?: (read: ReadEvent) => void
 }
 
 const REFUSALS: Readonly<Record<RejectReason, () => Error>> = {
@@ -70,7 +72,11 @@ export async function registerWebhookRoute (fastify: FastifyInstance, deps: Webh
   const { options, tracing, log, secrets } = deps
   const metrics = createWebhookMetrics(deps.metrics)
   const verify = createWebhookVerifier(options.signingKeys, options.toleranceSeconds)
-  const record = recorder(metrics, deps.metrics.emailSent)
+  const count = recorder(metrics, deps.metrics.emailSent)
+  const record = (read: ReadEvent, receivedAt: number): void => {
+    count(read, receivedAt)
+    deps.onRecorded?.(read)
+  }
   const handlerFailed = () => { metrics.handlerErrors.inc() }
   const storeFailed = (operation: StoreOperation) => { metrics.storeErrors.inc({ call: operation }) }
   const inbox = options.inbox === undefined

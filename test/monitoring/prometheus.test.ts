@@ -109,6 +109,8 @@ t.test('a real Prometheus scrapes the app: dashboard queries and rules return da
     if (n % 5 === 0) calls.push(app.cio.listCampaigns())
     app.cio.queue!.identify(`q${n}`)
     calls.push(app.cio.outbox!.identify(`o${n}`))
+    // A delivery's life, so the delivery panels have data: sent, delivered 5 s later, opened after 30 s.
+    if (n % 4 === 0) calls.push(sim.deliver(`d${n}`, [{ metric: 'sent', after: 0 }, { metric: 'delivered', after: 5 }, { metric: 'opened', after: 30 }], { url: `${address}/webhooks/customerio`, signingKey: WEBHOOK_KEY, start: Math.floor(Date.now() / 1000) - 60 }))
     Promise.allSettled(calls).catch(() => {})
   }, 40)
   t.teardown(() => clearInterval(traffic))

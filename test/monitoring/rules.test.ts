@@ -48,10 +48,10 @@ t.test('promtool: every unit test in alerts.test.yml passes', { skip: noPromtool
   t.equal(run.status, 0, run.stdout + run.stderr)
 })
 
-t.test('the recipe\'s four alerts (error ratio, p99 latency, bounce and spam rates) and the plugin\'s own alerts (budget, throttling, webhooks, inbox, stalled stream, queue, outbox) exist', async (t) => {
+t.test('the recipe\'s four alerts (error ratio, p99 latency, bounce and spam rates) and the plugin\'s own alerts (budget, throttling, webhooks, inbox, stalled stream, queue, outbox, deliveries) exist', async (t) => {
   t.same(alerts.map((a) => a.alert).sort(), [
     'CustomerioApiErrorBudgetFastBurn', 'CustomerioApiErrorBudgetSlowBurn', 'CustomerioApiHighErrorRatio', 'CustomerioApiHighLatency',
-    'CustomerioApiThrottled', 'CustomerioEmailHighBounceRate', 'CustomerioEmailHighSpamComplaintRate', 'CustomerioOutboxLagging', 'CustomerioOutboxStoreErrors', 'CustomerioQueueDropping',
+    'CustomerioApiThrottled', 'CustomerioDeliveriesUnconfirmed', 'CustomerioDeliverySlow', 'CustomerioEmailHighBounceRate', 'CustomerioEmailHighSpamComplaintRate', 'CustomerioOutboxLagging', 'CustomerioOutboxStoreErrors', 'CustomerioQueueDropping',
     'CustomerioQueueRetrying', 'CustomerioQueueSaturated', 'CustomerioWebhookHandlerErrors', 'CustomerioWebhookInboxFailedJobs',
     'CustomerioWebhookSignatureFailures', 'CustomerioWebhookSilent', 'CustomerioWebhookStoreErrors', 'CustomerioWebhookStreamStalled'
   ])

@@ -4,7 +4,8 @@ import {
   CioApiError, CioInvalidArgumentError, CioInvalidOperationError, CioInvalidOptionsError, CioNotConfiguredError, CioUnsupportedSetupError,
   CioWebhookHandlerError, CioWebhookMalformedError, CioWebhookRetryLaterError, CioWebhookSignatureInvalidError, CioWebhookSignatureMissingError,
   CioWebhookTimestampStaleError, CioWebhookTooLargeError, CioWebhookUnsupportedMediaTypeError, MemoryDedupeStore, RedisDedupeStore,
-  CioOutboxFullError, CioOutboxUnavailableError, type CioOutbox, type CioOutboxOptions, type OutboxDropReason, type RedisConnection,
+  CioOutboxFullError, CioOutboxUnavailableError, MemoryDeliveryStore, RedisDeliveryStore, type CioDeliveryOptions, type DeliveryStore, type DeliveryEvent,
+  type DeliveryRecorded, type Channel, type MemoryDeliveryOptions, type RedisDeliveryClient, type RedisDeliveryOptions, type CioOutbox, type CioOutboxOptions, type OutboxDropReason, type RedisConnection,
   cioEnvSchema, cioObservability, cioRedactPaths, verifyCioWebhook,
   type Api, type BatchOperation, type ClaimResult, type CioClient, type CioClientOptions, type CioMetricsOptions, type CioObservabilityOptions,
   type CioQueue, type CioQueueOptions, type CioWebhookEvent, type CioWebhookInboxOptions, type CioWebhookOptions, type DedupeStore,
@@ -33,6 +34,19 @@ test('the stores keep the DedupeStore contract', () => {
   expect<RedisDedupeOptions>().type.toBeAssignableFrom({ prefix: 'app:', doneTtlMs: 1_000 })
   expect<ReturnType<DedupeStore['claim']>>().type.toBe<ClaimResult | Promise<ClaimResult>>()
   expect<ClaimResult>().type.toBe<'new' | 'busy' | 'done'>()
+})
+
+test('the delivery stores keep the DeliveryStore contract', () => {
+  expect(new MemoryDeliveryStore({ size: 10, onEvict: () => {} })).type.toBeAssignableTo<DeliveryStore>()
+  expect(new RedisDeliveryStore(new Redis({ lazyConnect: true }), { prefix: 'app:' })).type.toBeAssignableTo<DeliveryStore>()
+  expect<RedisDeliveryClient>().type.toBeAssignableFrom(new Redis({ lazyConnect: true }))
+  expect<MemoryDeliveryOptions>().type.toBeAssignableFrom({ size: 10 })
+  expect<RedisDeliveryOptions>().type.toBeAssignableFrom({ prefix: 'app:' })
+  expect<ReturnType<DeliveryStore['record']>>().type.toBe<DeliveryRecorded | Promise<DeliveryRecorded>>()
+  expect<DeliveryEvent['channel']>().type.toBe<Channel>()
+  expect<Channel>().type.toBe<'email' | 'push' | 'in_app' | 'sms' | 'slack' | 'webhook' | 'whatsapp' | '_other'>()
+  expect<CioObservabilityOptions['delivery']>().type.toBe<false | CioDeliveryOptions | undefined>()
+  expect<CioDeliveryOptions>().type.toBeAssignableFrom({ confirmWithinSeconds: 600, store: { size: 1_000 } })
 })
 
 test('verifyCioWebhook takes the raw body and headers and returns the event', () => {

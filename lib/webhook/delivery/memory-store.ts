@@ -1,0 +1,72 @@
+import type { Channel } from '../../labels.ts'
+import { keepFor, type DeliveryEvent, type DeliveryRecorded, type DeliveryStore } from './store.ts'
+
+export interface MemoryDeliveryOptions {
+  /** Deliveries remembered at most; past it the oldest is forgotten (and counted). Default 100 000. */
+  size?: number
+  /** Called for each delivery forgotten for room (the tracker counts them). */
+  onEvict?: () => void
+}
+
+interface Entry {
+  readonly channel: Channel
+  beganAt: number | undefined
+  readonly seen: Set<string>
+  /** When the window ends (ms), while the delivery awaits an outcome; undefined otherwise. */
+  deadline: number | undefined
+  /** Confirmed, or already counted as unconfirmed: never counted (again). */
+  settled: boolean
+  /** Forgotten then (ms): {@link keepFor} after its latest event, so a late outcome is still measured. */
+  keepUntil: number
+}
+
+/**
+ * The {@link DeliveryStore} of a single instance: a `Map` in order of creation, bounded in size
+ * (the oldest goes first) and in time (swept by {@link expire}).
+ */
+export class MemoryDeliveryStore implements DeliveryStore {
+  readonly #size: number
+  readonly #entries = new Map<string, Entry>()
+  readonly #onEvict: () => void
+
+  constructor ({ size = 100_000, onEvict = () => {} }: MemoryDeliveryOptions = {}) {
+    this.#size = size
+    this.#onEvict = onEvict
+  }
+
+  /** Deliveries held now. */
+  get size (): number { return this.#entries.size }
+
+  record (event: DeliveryEvent): DeliveryRecorded {
+    let entry = this.#entries.get(event.deliveryId)
+    if (entry === undefined) {
+      entry = { channel: event.channel, beganAt: undefined, seen: new Set(), deadline: undefined, settled: false, keepUntil: 0 }
+      this.#entries.set(event.deliveryId, entry)
+      if (this.#entries.size > this.#size) {
+        this.#entries.delete(this.#entries.keys().next().value!)
+        this.#onEvict()
+      }
+    }
+    const started = event.begins && entry.beganAt === undefined
+    if (event.begins) entry.beganAt = Math.min(entry.beganAt ?? event.at, event.at)
+    const first = !entry.seen.has(event.metric)
+    entry.seen.add(event.metric)
+    entry.keepUntil = Math.max(entry.keepUntil, event.at + keepFor(event.confirmWithinMs))
+    if (event.outcome) entry.settled = true
+    entry.deadline = !entry.settled && event.awaitsOutcome && entry.beganAt !== undefined ? entry.beganAt + event.confirmWithinMs : undefined
+    return { started, beganAt: entry.beganAt, first }
+  }
+
+  expire (now: number): Channel[] {
+    const expired: Channel[] = []
+    for (const [id, entry] of this.#entries) {
+      if (entry.deadline !== undefined && entry.deadline <= now) {
+        expired.push(entry.channel)
+        entry.deadline = undefined
+        entry.settled = true
+      }
+      if (entry.keepUntil <= now) this.#entries.delete(id)
+    }
+    return expired
+  }
+}
