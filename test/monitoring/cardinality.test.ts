@@ -1,6 +1,7 @@
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
-import { APIS, ATTEMPT_STATUSES, EMAIL_TYPES, ERROR_TYPES, QUEUES } from '../../lib/labels.ts'
+import { APIS, ATTEMPT_STATUSES, CHANNELS, EMAIL_TYPES, ERROR_TYPES, QUEUES } from '../../lib/labels.ts'
+import { OUTBOX_DROP_REASONS } from '../../lib/queue/outbox/options.ts'
 import { operations } from '../../lib/client/operations.ts'
 import { DROP_REASONS } from '../../lib/queue/options.ts'
 import { STORE_OPERATIONS } from '../../lib/webhook/dedupe.ts'
@@ -24,7 +25,8 @@ const CLOSED: Record<string, ReadonlySet<string>> = {
   type: new Set(EMAIL_TYPES),
   object_type: new Set([...OBJECT_TYPES, '_other']),
   metric: new Set([...METRICS, '_other']),
-  reason: new Set([...REJECT_REASONS, ...DROP_REASONS]),
+  reason: new Set([...REJECT_REASONS, ...DROP_REASONS, ...OUTBOX_DROP_REASONS]),
+  channel: new Set(CHANNELS),
   queue: new Set(QUEUES),
   call: new Set(STORE_OPERATIONS)
 }
