@@ -1,4 +1,4 @@
-import type { Channel } from '../../labels.ts'
+import { METRICS_BY_OBJECT_TYPE, type Channel } from '../../labels.ts'
 import { keepFor, type DeliveryEvent, type DeliveryRecorded, type DeliveryStore } from './store.ts'
 
 export interface MemoryDeliveryOptions {
@@ -8,10 +8,14 @@ export interface MemoryDeliveryOptions {
   onEvict?: () => void
 }
 
+/** Each metric's bit in an entry's `seen`: a number per delivery rather than a set. */
+const BITS = new Map([...new Set(Object.values(METRICS_BY_OBJECT_TYPE).flat()), '_send'].map((metric, i) => [metric, 2 ** i]))
+
 interface Entry {
   readonly channel: Channel
   beganAt: number | undefined
-  readonly seen: Set<string>
+  /** The metrics seen so far, as bits. */
+  seen: number
   /** When the window ends (ms), while the delivery awaits an outcome; undefined otherwise. */
   deadline: number | undefined
   /** Confirmed, or already counted as unconfirmed: never counted (again). */
@@ -40,7 +44,7 @@ export class MemoryDeliveryStore implements DeliveryStore {
   record (event: DeliveryEvent): DeliveryRecorded {
     let entry = this.#entries.get(event.deliveryId)
     if (entry === undefined) {
-      entry = { channel: event.channel, beganAt: undefined, seen: new Set(), deadline: undefined, settled: false, keepUntil: 0 }
+      entry = { channel: event.channel, beganAt: undefined, seen: 0, deadline: undefined, settled: false, keepUntil: 0 }
       this.#entries.set(event.deliveryId, entry)
       if (this.#entries.size > this.#size) {
         this.#entries.delete(this.#entries.keys().next().value!)
@@ -49,8 +53,10 @@ export class MemoryDeliveryStore implements DeliveryStore {
     }
     const started = event.begins && entry.beganAt === undefined
     if (event.begins) entry.beganAt = Math.min(entry.beganAt ?? event.at, event.at)
-    const first = !entry.seen.has(event.metric)
-    entry.seen.add(event.metric)
+    // A metric this version does not know has no bit: each of its events counts as a first.
+    const bit = BITS.get(event.metric) ?? 0
+    const first = (entry.seen & bit) === 0
+    entry.seen |= bit
     entry.keepUntil = Math.max(entry.keepUntil, event.at + keepFor(event.confirmWithinMs))
     if (event.outcome) entry.settled = true
     entry.deadline = !entry.settled && event.awaitsOutcome && entry.beganAt !== undefined ? entry.beganAt + event.confirmWithinMs : undefined

@@ -157,6 +157,9 @@ t.test('1 000 000 deliveries through the memory store keep it at its bound; each
   t.equal(store.expire(1_000_000 + 900_000).length, 10_000, 'the rest expire unconfirmed')
   store.expire(1_000_000 + 2 * 900_000)
   t.equal(store.size, 0)
+  const later = { deliveryId: 'n', channel: 'email' as const, metric: 'a_metric_added_later', at: 0, begins: false, outcome: false, awaitsOutcome: true, confirmWithinMs: 1 }
+  t.equal(store.record(later).first, true)
+  t.equal(store.record(later).first, true, 'a metric this version does not know is each time a first')
 })
 
 t.test('the tracker through the plugin counts evictions and store errors, and never fails an answer or a send', async (t) => {
