@@ -69,6 +69,7 @@ export async function openInbox (settings: InboxSettings, deps: InboxDeps): Prom
       }
     })
     resources.onClose(() => queue.close())
+    resources.cut.then(() => queue.disconnect()).catch(() => {})
     queue.on('error', resources.report)
     await queue.waitUntilReady()
 
@@ -86,8 +87,9 @@ export async function openInbox (settings: InboxSettings, deps: InboxDeps): Prom
         if (connection.status === 'ready') await Promise.race([worker.pause(), once(connection, 'close'), resources.cut])
         await worker.close(true)
       })
-      // A cut must end that connection too.
-      resources.cut.then(() => worker.disconnect()).catch(() => {})
+      // At the cut the worker is closed by force (BullMQ 6's lock renewal timer stops only then) and its
+      // own connections are ended: a closer still waiting on the hung Redis cannot do either.
+      resources.cut.then(() => Promise.all([worker.close(true), worker.disconnect()])).catch(() => {})
       worker.on('error', resources.report)
       worker.on('completed', ({ data }) => { deps.record({ event: data.event, labels: data.labels, eventId: data.event_id }, data.receivedAt) })
       await worker.waitUntilReady()
