@@ -69,7 +69,7 @@ export async function openInbox (settings: InboxSettings, deps: InboxDeps): Prom
       }
     })
     resources.onClose(() => queue.close())
-    resources.cut.then(() => queue.disconnect()).catch(() => {})
+    resources.onCut(() => queue.disconnect())
     queue.on('error', resources.report)
     await queue.waitUntilReady()
 
@@ -88,8 +88,8 @@ export async function openInbox (settings: InboxSettings, deps: InboxDeps): Prom
         await worker.close(true)
       })
       // At the cut the worker is closed by force (BullMQ 6's lock renewal timer stops only then) and its
-      // own connections are ended: a closer still waiting on the hung Redis cannot do either.
-      resources.cut.then(() => Promise.all([worker.close(true), worker.disconnect()])).catch(() => {})
+      // own connections are ended.
+      resources.onCut(() => Promise.all([worker.close(true), worker.disconnect()]))
       worker.on('error', resources.report)
       worker.on('completed', ({ data }) => { deps.record({ event: data.event, labels: data.labels, eventId: data.event_id }, data.receivedAt) })
       await worker.waitUntilReady()

@@ -45,6 +45,7 @@ export class InboxResources {
   readonly #errors: ReturnType<typeof oncePerOutage>
   readonly #commandTimeoutMs: number
   readonly #closers: Array<() => unknown> = []
+  readonly #cutters: Array<() => unknown> = []
   readonly #connections: Redis[] = []
   readonly #cut = new AbortController()
   #closing = false
@@ -70,6 +71,14 @@ export class InboxResources {
   /** Resolves when closing passed its bound: whatever a closer still waits for will not come. */
   get cut (): Promise<void> {
     return once(this.#cut.signal, 'abort').then(() => {})
+  }
+
+  /**
+   * Runs `cutter` if closing passes its bound, right after the connections are cut: for what
+   * BullMQ opened of its own, which a closer still waiting on the hung Redis cannot end.
+   */
+  onCut (cutter: () => unknown): void {
+    this.#cutters.push(cutter)
   }
 
   /** Runs `closer` at {@link close}, before everything registered earlier. */
@@ -98,6 +107,7 @@ export class InboxResources {
     this.#log.error({ err: new Error(`closing took over ${closeTimeoutMs} ms`) }, 'customer.io webhook inbox closed by cutting its Redis connections')
     this.#cut.abort()
     for (const redis of this.#connections) redis.disconnect()
-    await within(closing.catch(() => {}), AFTER_CUT_MS)
+    const cutting = this.#cutters.map(async (cutter) => { await cutter() })
+    await within(Promise.allSettled([closing, ...cutting]), AFTER_CUT_MS)
   }
 }
