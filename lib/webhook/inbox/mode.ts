@@ -56,11 +56,13 @@ export function inboxJobId (eventId: string): string {
 export async function openInbox (settings: InboxSettings, deps: InboxDeps): Promise<InboxMode> {
   // Loaded only now: an app that never opens an inbox needs no BullMQ.
   const { Queue, Worker } = await import('bullmq')
+  type ConnectionOptions = ConstructorParameters<typeof Queue>[1] extends infer O ? O extends { connection?: infer C } ? C : never : never
   const resources = new InboxResources(settings, deps.log, deps.commandTimeoutMs)
   try {
     const producer = await resources.connect('producer')
-    const queue = new Queue<InboxEntry>(settings.queueName, {
-      connection: producer,
+    const queue = new Queue<InboxEntry, unknown, string>(settings.queueName, {
+      // Typed as BullMQ's own ioredis: BullMQ 5 declares the major it depends on, and the app's may be the other.
+      connection: producer as unknown as ConnectionOptions,
       defaultJobOptions: {
         attempts: settings.attempts,
         backoff: { type: 'exponential', delay: settings.backoffMs },
@@ -78,7 +80,7 @@ export async function openInbox (settings: InboxSettings, deps: InboxDeps): Prom
       const connection = await resources.connect('worker')
       // No request in the worker: the event may be handled long after it was received.
       const worker = new Worker<InboxEntry>(settings.queueName, ({ data }) => handle({ event: data.event, labels: data.labels, eventId: data.event_id }, undefined), {
-        connection, concurrency: settings.concurrency, lockDuration: settings.lockDurationMs, stalledInterval: settings.stalledIntervalMs
+        connection: connection as unknown as ConnectionOptions, concurrency: settings.concurrency, lockDuration: settings.lockDurationMs, stalledInterval: settings.stalledIntervalMs
       })
       // The active jobs may finish first, unless Redis is gone or goes while they do: they could
       // never report back then, and are left to the stalled check of the next worker. A Redis
