@@ -40,7 +40,9 @@ export async function outboxScenario ({ phaseMs, seed, rng }: ScenarioContext): 
       const child = fork(new URL('outbox-child.ts', import.meta.url), [JSON.stringify({ ...options, region: { ...sim.region } })], { stdio: 'ignore' })
       senders.add(child)
       child.once('exit', () => senders.delete(child))
-      await once(child, 'message')
+      // A child that dies while starting must not hang the scenario: it is reported instead.
+      const started = await Promise.race([once(child, 'message').then(() => true), once(child, 'exit').then(() => false)])
+      if (!started) result.failures.push('a sender process exited while starting')
     }
     t.teardown(() => { for (const child of senders) child.kill('SIGKILL') })
     for (let i = 0; i < SENDERS; i++) await startSender()

@@ -96,7 +96,8 @@ export class CioOutbox {
     const reader = settings.sender ? await connect(settings.blockMs + settings.commandTimeoutMs) : undefined
     // The first adds need the connection up; a Redis still unreachable after the bound is the
     // same as one lost later: adds fail until it is back.
-    await within(Promise.all([producer, reader].map((redis) => redis === undefined ? undefined : once(redis, 'ready'))), settings.commandTimeoutMs)
+    // An error meanwhile (Redis down at boot) is not a reason to refuse to start: adds say so.
+    await within(Promise.all([producer, reader].map(async (redis) => { if (redis !== undefined) await once(redis, 'ready').catch(() => {}) })), settings.commandTimeoutMs)
     const outbox = new CioOutbox(settings, send, factory, log, producer, reader)
     if (reader !== undefined) outbox.#loop = outbox.#run(reader)
     return outbox

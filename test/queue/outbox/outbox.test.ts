@@ -424,3 +424,15 @@ t.test('close() while an acknowledgement waits on a hung Redis: bounded; the ent
   t.same(recorded(sim), ['c0'], 'recorded once')
   t.ok(sim.discardedEvents.length <= 1, 'a second send, if Redis ran the timed-out acknowledgement only later, was discarded by its id')
 })
+
+t.test('a Redis that is down when the app starts: the app starts, adds fail with FST_CIO_OUTBOX_UNAVAILABLE, then succeed once it is up', async (t) => {
+  const redis = await startRedis(t)
+  const sim = await startSimulator(t)
+  await redis.stop()
+  const { outbox } = await outboxApp(t, sim, redis)
+  t.equal((await rejection(outbox.track('c0', { name: 'a' }))).code, 'FST_CIO_OUTBOX_UNAVAILABLE')
+  await redis.start()
+  await until(() => outbox.track('c1', { name: 'b' }))
+  await until(async () => { if (!recorded(sim).includes('c1')) throw new Error('not yet') })
+  t.same(recorded(sim), ['c1'])
+})
