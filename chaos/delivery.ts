@@ -8,8 +8,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import { Redis } from 'ioredis'
 import cioObservability, { RedisDeliveryStore } from '../lib/index.ts'
 import { createCioSimulator } from '../lib/testing/index.ts'
-import { startRedis } from '../test/fixtures/redis.ts'
-import { cioOptions, describeCounts, redisFaultSchedule, redisSleeper, row, sleep, Teardown, WEBHOOK_KEY, type Row, type ScenarioContext } from './shared.ts'
+import { cioOptions, describeCounts, persistentRedis, redisFaultSchedule, redisSleeper, row, sleep, Teardown, WEBHOOK_KEY, type Row, type ScenarioContext } from './shared.ts'
 
 const WINDOW_SECONDS = 2
 const PREFIX = 'chaos-delivery:'
@@ -27,10 +26,7 @@ export async function deliveryScenario ({ phaseMs, seed, rng }: ScenarioContext)
   try {
     const sim = await createCioSimulator({ seed })
     t.teardown(() => sim.close())
-    const redis = await startRedis(t, { appendonly: true })
-    const admin = new Redis(redis.url, { maxRetriesPerRequest: null })
-    admin.on('error', () => {})
-    t.teardown(() => admin.disconnect())
+    const { redis, admin } = await persistentRedis(t)
     // The apps' own client, as an app would make it: fails fast while Redis is gone.
     const client = new Redis(redis.url, { enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout: 1_000, disconnectTimeout: 200 })
     client.on('error', () => {})

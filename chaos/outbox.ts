@@ -6,12 +6,10 @@
 import { fork, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import Fastify from 'fastify'
-import { Redis } from 'ioredis'
 import cioObservability from '../lib/index.ts'
 import { createCioSimulator } from '../lib/testing/index.ts'
-import { startRedis } from '../test/fixtures/redis.ts'
 import {
-  between, cioOptions, describeCounts, ms, redisFaultSchedule, redisSleeper, row, simFaultSchedule, sleep, Teardown, waitFor, within,
+  between, cioOptions, persistentRedis, describeCounts, ms, redisFaultSchedule, redisSleeper, row, simFaultSchedule, sleep, Teardown, waitFor, within,
   type Row, type ScenarioContext
 } from './shared.ts'
 
@@ -27,10 +25,7 @@ export async function outboxScenario ({ phaseMs, seed, rng }: ScenarioContext): 
   try {
     const sim = await createCioSimulator({ seed })
     t.teardown(() => sim.close())
-    const redis = await startRedis(t, { appendonly: true })
-    const admin = new Redis(redis.url, { maxRetriesPerRequest: null })
-    admin.on('error', () => {})
-    t.teardown(() => admin.disconnect())
+    const { redis, admin } = await persistentRedis(t)
     const outbox = { connection: redis.url, stream: `chaos-${seed}`, blockMs: 200, claimAfterMs: 2_000, retryDelayMs: 50, maxRetryDelayMs: 400 }
     const options = cioOptions(sim, { queue: false, client: { timeout: 500, retry: { maxRetries: 0 } }, outbox })
 

@@ -3,11 +3,11 @@
  * options against the simulator, the fault schedules, and the result rows run.ts prints.
  */
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { Redis } from 'ioredis'
+import { Redis } from 'ioredis'
 import type { CioObservabilityOptions } from '../lib/index.ts'
 import type { CioSimulator, Fault } from '../lib/testing/index.ts'
 import { seeded } from '../lib/testing/simulator.ts'
-import type { RedisServer } from '../test/fixtures/redis.ts'
+import { startRedis, type RedisServer } from '../test/fixtures/redis.ts'
 
 export { sleep }
 
@@ -216,3 +216,12 @@ export async function redisFaultSchedule (redis: RedisServer, sleeper: RedisSlee
 }
 
 export const ms = (n: number): number => Math.round(n)
+
+/** A redis-server with AOF (nothing acknowledged is lost to a SIGKILL) and an admin client for the harness, both torn down with `t`. */
+export async function persistentRedis (t: Teardown): Promise<{ redis: RedisServer, admin: Redis }> {
+  const redis = await startRedis(t, { appendonly: true })
+  const admin = new Redis(redis.url, { maxRetriesPerRequest: null })
+  admin.on('error', () => {})
+  t.teardown(() => admin.disconnect())
+  return { redis, admin }
+}

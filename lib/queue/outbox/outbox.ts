@@ -32,6 +32,8 @@ interface Entry { readonly id: string, readonly op: QueueItem | undefined, reado
 const ADD = `if redis.call('XLEN', KEYS[1]) >= tonumber(ARGV[1]) then return false end
 return redis.call('XADD', KEYS[1], '*', 'op', ARGV[2])`
 
+/** How long start-up waits at most for the first connection to Redis. */
+const CONNECT_WAIT_MS = 5_000
 /** How long a sender cut off at close may take to notice. */
 const AFTER_DISCONNECT_MS = 500
 
@@ -94,10 +96,9 @@ export class CioOutbox {
     const producer = await connect(settings.commandTimeoutMs)
     // A blocking read waits up to blockMs for Redis to have something, on a connection of its own.
     const reader = settings.sender ? await connect(settings.blockMs + settings.commandTimeoutMs) : undefined
-    // The first adds need the connection up; a Redis still unreachable after the bound is the
-    // same as one lost later: adds fail until it is back.
-    // An error meanwhile (Redis down at boot) is not a reason to refuse to start: adds say so.
-    await within(Promise.all([producer, reader].map(async (redis) => { if (redis !== undefined) await once(redis, 'ready').catch(() => {}) })), settings.commandTimeoutMs)
+    // The first adds need the connection up. A Redis still unreachable after the start-up bound is
+    // the same as one lost later, and no reason to refuse to start: adds fail until it is back.
+    await within(Promise.all([producer, reader].map(async (redis) => { if (redis !== undefined) await once(redis, 'ready').catch(() => {}) })), Math.max(settings.commandTimeoutMs, CONNECT_WAIT_MS))
     const outbox = new CioOutbox(settings, send, factory, log, producer, reader)
     if (reader !== undefined) outbox.#loop = outbox.#run(reader)
     return outbox

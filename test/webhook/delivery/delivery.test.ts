@@ -140,8 +140,11 @@ t.test('real time, a 2 s window, three apps on one Redis: the delivery with only
   await until(async () => { if (await total() < 1) throw new Error('not yet') })
   // Several sweeps of every instance later, still once.
   await until(async () => { if (Number(await client.zcard('real:deadlines')) !== 0) throw new Error('not yet') })
-  // A count twice would come from another instance's next sweep: give every one a few.
-  await new Promise((resolve) => setTimeout(resolve, 1_500))
+  // A count twice would come from another instance's later sweep: wait until the three have swept
+  // twice more each (every sweep is one EVAL; nothing else runs a script now), then look again.
+  const sweeps = async () => Number(/cmdstat_eval:calls=(\d+)/.exec(await client.info('commandstats'))?.[1] ?? 0)
+  const before = await sweeps()
+  await until(async () => { if (await sweeps() < before + 6) throw new Error('not yet') })
   t.equal(await total(), 1)
 })
 
