@@ -14,7 +14,7 @@ export interface RedisDeliveryOptions {
 
 /**
  * One delivery's record, in one step: a hash (`b` began at, `c` channel, `m:<metric>` seen,
- * `ok` settled) that expires, and its window's end in a sorted set while it awaits an outcome.
+ * `ok` settled, `u` counted unconfirmed) that expires, and its window's end in a sorted set while it awaits an outcome.
  */
 const RECORD = `local key, deadlines = KEYS[1], KEYS[2]
 local id, channel, metric, at, begins, outcome, awaits, window, keep = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8]), tonumber(ARGV[9])
@@ -53,7 +53,7 @@ end
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', deadlines, '-inf', now, 'LIMIT', 0, 1000)) do
   redis.call('ZREM', deadlines, id)
   local key = prefix .. id
-  if redis.call('EXISTS', key) == 1 then redis.call('HSET', key, 'ok', 1) end
+  if redis.call('EXISTS', key) == 1 then redis.call('HSET', key, 'ok', 1, 'u', 1) end
   redis.call('RPUSH', list, redis.call('INCR', sequence) .. ':' .. (redis.call('HGET', key, 'c') or '_other'))
 end
 redis.call('PEXPIRE', list, keep)

@@ -119,6 +119,7 @@ t.test('a delivery with only sent is counted unconfirmed once after the window, 
   await until(async () => { if (Number(await client.zcard('three:deadlines')) !== 0) throw new Error('not yet') })
   const counts = await Promise.all(instances.map((i) => i.unconfirmed()))
   t.equal(counts.reduce((a, b) => a + b), 1, `counted once in all: ${counts.join(', ')}`)
+  t.same([await client.hget('three:d:void', 'u'), await client.hget('three:d:arrives', 'u')], ['1', null], 'the record says it was counted unconfirmed')
   t.notMatch(await instances[0]!.register.metrics(), /cio_delivery_unconfirmed_total\{channel="slack"\}/, 'slack has no receipts: never unconfirmed')
   // A late outcome is still measured.
   instances[1]!.delivery.event(read('email', 'delivered', 'void', now + 1_000))
