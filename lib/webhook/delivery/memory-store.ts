@@ -31,6 +31,11 @@ interface Entry {
 export class MemoryDeliveryStore implements DeliveryStore {
   readonly #size: number
   readonly #entries = new Map<string, Entry>()
+  /**
+   * Walks the deliveries oldest first; each one it passed was forgotten, so its next is the
+   * oldest left. A fresh `keys()` per eviction would step over every forgotten slot again.
+   */
+  readonly #oldest = this.#entries.keys()
   readonly #onEvict: () => void
 
   constructor ({ size = 100_000, onEvict = () => {} }: MemoryDeliveryOptions = {}) {
@@ -47,7 +52,7 @@ export class MemoryDeliveryStore implements DeliveryStore {
       entry = { channel: event.channel, beganAt: undefined, seen: 0, deadline: undefined, settled: false, keepUntil: 0 }
       this.#entries.set(event.deliveryId, entry)
       if (this.#entries.size > this.#size) {
-        this.#entries.delete(this.#entries.keys().next().value!)
+        this.#entries.delete(this.#oldest.next().value!)
         this.#onEvict()
       }
     }

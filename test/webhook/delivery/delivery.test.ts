@@ -166,6 +166,29 @@ t.test('1 000 000 deliveries through the memory store keep it at its bound; each
   t.equal(store.record(later).first, true, 'a metric this version does not know is each time a first')
 })
 
+t.test('a full memory store forgets the oldest delivery left, also after expiry took some or all of them', async (t) => {
+  let evicted = 0
+  const store = new MemoryDeliveryStore({ size: 3, onEvict: () => { evicted++ } })
+  const begin = (deliveryId: string, at = 0) => store.record({ deliveryId, channel: 'email', metric: 'sent', at, begins: true, outcome: false, awaitsOutcome: true, confirmWithinMs: 1_000 })
+  const known = (deliveryId: string) => !begin(deliveryId).started
+  begin('a')
+  begin('b')
+  begin('c', 100_000)
+  store.expire(70_000)
+  t.equal(store.size, 1, 'a and b expired')
+  begin('d', 100_000)
+  begin('e', 100_000)
+  begin('f', 100_000)
+  t.equal(evicted, 1)
+  t.ok(known('d') && known('e') && known('f'), 'd, e and f are kept')
+  t.notOk(known('c'), 'c, the oldest left, was forgotten')
+  store.expire(1_000_000)
+  t.equal(store.size, 0, 'every record expired')
+  for (const id of ['g', 'h', 'i', 'j']) begin(id, 1_000_000)
+  t.ok(known('h') && known('i') && known('j'), 'the newest three are kept')
+  t.notOk(known('g'), 'g, the oldest, was forgotten')
+})
+
 t.test('the tracker through the plugin counts evictions and store errors, and never fails an answer or a send', async (t) => {
   const sim = await startSimulator(t)
   const failing = { record: async () => { throw new Error('store down') }, expire: async () => { throw new Error('store down') } }
