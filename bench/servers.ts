@@ -62,17 +62,18 @@ export async function server (mode: Mode, { redisUrl = '', env = {} as Record<st
 export interface SignedRequest { readonly body: string, readonly headers: Readonly<Record<string, string>> }
 
 /**
- * A realistic ~1 KB email event, with a fresh event id and signature on every call, so the
- * dedupe store sees a new event each time (a duplicate is the cheaper path). Every body has the
+ * A realistic ~1 KB email event, with a fresh event id, delivery id and signature on every call,
+ * so the dedupe and delivery stores see a new one each time (a duplicate is the cheaper path). Every body has the
  * same length. The bare routes get the same bodies.
  */
 export function signedRequests (): () => SignedRequest {
   const template = JSON.stringify(webhookEvent('email', 'delivered', { subject: 'Your order has shipped', content_id: 3, href: `https://example.com/${'x'.repeat(600)}` }))
-  const { event_id: id } = JSON.parse(template) as { event_id: string }
-  const [before, after] = template.split(id) as [string, string]
+  const { event_id: id, data: { delivery_id: delivery } } = JSON.parse(template) as { event_id: string, data: { delivery_id: string } }
+  const [before, middle, after] = template.split(new RegExp(`${id}|${delivery}`)) as [string, string, string]
   let sequence = 0
   return () => {
-    const body = `${before}${(sequence++).toString(32).toUpperCase().padStart(id.length, '0')}${after}`
+    const n = (sequence++).toString(32).toUpperCase()
+    const body = `${before}${n.padStart(id.length, '0')}${middle}${n.padStart(delivery.length, '0')}${after}`
     return { body, headers: { 'content-type': 'application/json', ...signWebhook(body, KEY) } }
   }
 }
