@@ -26,7 +26,8 @@ interface Entry {
 
 /**
  * The {@link DeliveryStore} of a single instance: a `Map` in order of creation, bounded in size
- * (the oldest goes first) and in time (swept by {@link expire}).
+ * (the oldest goes first) and in time (swept by {@link expire}, oldest first), and beside it
+ * the deliveries awaiting an outcome, so a sweep visits those rather than every record.
  */
 export class MemoryDeliveryStore implements DeliveryStore {
   readonly #size: number
@@ -36,6 +37,8 @@ export class MemoryDeliveryStore implements DeliveryStore {
    * oldest left. A fresh `keys()` per eviction would step over every forgotten slot again.
    */
   readonly #oldest = this.#entries.keys()
+  /** The deliveries with a window still open: few while receipts arrive, all of them when none do. */
+  readonly #awaiting = new Map<string, Entry>()
   readonly #onEvict: () => void
 
   constructor ({ size = 100_000, onEvict = () => {} }: MemoryDeliveryOptions = {}) {
@@ -52,7 +55,9 @@ export class MemoryDeliveryStore implements DeliveryStore {
       entry = { channel: event.channel, beganAt: undefined, seen: 0, deadline: undefined, settled: false, keepUntil: 0 }
       this.#entries.set(event.deliveryId, entry)
       if (this.#entries.size > this.#size) {
-        this.#entries.delete(this.#oldest.next().value!)
+        const oldest = this.#oldest.next().value!
+        this.#entries.delete(oldest)
+        this.#awaiting.delete(oldest)
         this.#onEvict()
       }
     }
@@ -65,18 +70,25 @@ export class MemoryDeliveryStore implements DeliveryStore {
     entry.keepUntil = Math.max(entry.keepUntil, event.at + keepFor(event.confirmWithinMs))
     if (event.outcome) entry.settled = true
     entry.deadline = !entry.settled && event.awaitsOutcome && entry.beganAt !== undefined ? entry.beganAt + event.confirmWithinMs : undefined
+    if (entry.deadline === undefined) this.#awaiting.delete(event.deliveryId)
+    else this.#awaiting.set(event.deliveryId, entry)
     return { started, beganAt: entry.beganAt, first }
   }
 
   expire (now: number): Channel[] {
     const expired: Channel[] = []
+    for (const [id, entry] of this.#awaiting) {
+      if (entry.deadline! > now) continue
+      expired.push(entry.channel)
+      entry.deadline = undefined
+      entry.settled = true
+      this.#awaiting.delete(id)
+    }
+    // A record outlives its window (keepFor), so it no longer awaits when it is forgotten. One
+    // kept longer stops the walk: the younger ones behind it go at a later sweep, or for room.
     for (const [id, entry] of this.#entries) {
-      if (entry.deadline !== undefined && entry.deadline <= now) {
-        expired.push(entry.channel)
-        entry.deadline = undefined
-        entry.settled = true
-      }
-      if (entry.keepUntil <= now) this.#entries.delete(id)
+      if (entry.keepUntil > now) break
+      this.#entries.delete(id)
     }
     return expired
   }

@@ -7,6 +7,7 @@ import { MemoryDeliveryStore, RedisDeliveryStore, type CioObservabilityOptions }
 import { createMetrics, type PromClient } from '../../../lib/monitoring/metrics.ts'
 import type { CioSimulator } from '../../../lib/testing/index.ts'
 import { DELIVERY_DEFAULTS, type DeliverySettings } from '../../../lib/webhook/delivery/options.ts'
+import { keepFor, type DeliveryEvent } from '../../../lib/webhook/delivery/store.ts'
 import { DeliveryTracker } from '../../../lib/webhook/delivery/tracker.ts'
 import type { ReadEvent } from '../../../lib/webhook/events.ts'
 import { ManualClock } from '../../fixtures/clock.ts'
@@ -187,6 +188,70 @@ t.test('a full memory store forgets the oldest delivery left, also after expiry 
   for (const id of ['g', 'h', 'i', 'j']) begin(id, 1_000_000)
   t.ok(known('h') && known('i') && known('j'), 'the newest three are kept')
   t.notOk(known('g'), 'g, the oldest, was forgotten')
+})
+
+t.test('the memory store answers as a plain model of it does, over random events, sweeps and time', async (t) => {
+  /** The store, plainly: records in an array in order of creation, every one looked at each time. */
+  interface Kept { id: string, channel: string, beganAt: number | undefined, seen: Set<string>, deadline: number | undefined, settled: boolean, keepUntil: number }
+  class Model {
+    records: Kept[] = []
+    evicted = 0
+    readonly size: number
+    constructor (size: number) { this.size = size }
+    record (e: DeliveryEvent) {
+      let r = this.records.find((k) => k.id === e.deliveryId)
+      if (r === undefined) {
+        r = { id: e.deliveryId, channel: e.channel, beganAt: undefined, seen: new Set(), deadline: undefined, settled: false, keepUntil: 0 }
+        this.records.push(r)
+        if (this.records.length > this.size) { this.records.shift(); this.evicted++ }
+      }
+      const started = e.begins && r.beganAt === undefined
+      if (e.begins) r.beganAt = Math.min(r.beganAt ?? e.at, e.at)
+      const first = !r.seen.has(e.metric)
+      r.seen.add(e.metric)
+      r.keepUntil = Math.max(r.keepUntil, e.at + keepFor(e.confirmWithinMs))
+      if (e.outcome) r.settled = true
+      r.deadline = !r.settled && e.awaitsOutcome && r.beganAt !== undefined ? r.beganAt + e.confirmWithinMs : undefined
+      return { started, beganAt: r.beganAt, first }
+    }
+
+    expire (now: number) {
+      const due = this.records.filter((r) => r.deadline !== undefined && r.deadline <= now)
+      for (const r of due) { r.deadline = undefined; r.settled = true }
+      while (this.records.length > 0 && this.records[0]!.keepUntil <= now) this.records.shift()
+      return due.map((r) => r.channel).sort()
+    }
+  }
+  const METRICS = [['sent', true, false], ['drafted', true, false], ['delivered', false, true], ['bounced', false, true], ['opened', false, false]] as const
+  let seed = 7
+  const random = (n: number) => {
+    seed = (Math.imul(seed, 1_103_515_245) + 12_345) >>> 0
+    return (seed >>> 8) % n
+  }
+  let mismatches = 0
+  for (const size of [1, 3, 10, 50]) {
+    let evicted = 0
+    const store = new MemoryDeliveryStore({ size, onEvict: () => { evicted++ } })
+    const model = new Model(size)
+    const pool = Array.from({ length: size * 3 }, (_, i) => `d${size}-${i}`)
+    let clock = 0
+    for (let step = 0; step < 20_000; step++) {
+      const op = random(10)
+      if (op < 7) {
+        const [metric, begins, outcome] = METRICS[random(METRICS.length)]!
+        const event: DeliveryEvent = { deliveryId: pool[random(pool.length)]!, channel: random(4) === 0 ? 'slack' : 'email', metric, at: clock - random(2_000), begins, outcome, awaitsOutcome: random(4) !== 0, confirmWithinMs: 1_000 }
+        const [got, want] = [store.record(event), model.record(event)]
+        if (JSON.stringify(got) !== JSON.stringify(want) && mismatches++ < 5) t.fail(`size ${size}, step ${step}: record answered ${JSON.stringify(got)}, the model ${JSON.stringify(want)}`)
+      } else if (op < 9) {
+        const [got, want] = [[...store.expire(clock)].sort(), model.expire(clock)]
+        if (JSON.stringify(got) !== JSON.stringify(want) && mismatches++ < 5) t.fail(`size ${size}, step ${step}: expire answered ${got.join()}, the model ${want.join()}`)
+      } else {
+        clock += random(20_000)
+      }
+      if ((store.size !== model.records.length || evicted !== model.evicted) && mismatches++ < 5) t.fail(`size ${size}, step ${step}: ${store.size} held and ${evicted} evicted, the model ${model.records.length} and ${model.evicted}`)
+    }
+  }
+  t.equal(mismatches, 0, 'no answer differed from the model')
 })
 
 t.test('the tracker through the plugin counts evictions and store errors, and never fails an answer or a send', async (t) => {
