@@ -25,18 +25,21 @@ interface Entry {
 }
 
 /**
- * The {@link DeliveryStore} of a single instance: a `Map` in order of creation, bounded in size
- * (the oldest goes first) and in time (swept by {@link expire}, oldest first), and beside it
- * the deliveries awaiting an outcome, so a sweep visits those rather than every record.
+ * The {@link DeliveryStore} of a single instance: a `Map` in order of each delivery's latest
+ * event, bounded in size (the least recent goes first) and in time (a sweep forgets from the
+ * least recent until one is still kept), and beside it the deliveries awaiting an outcome, so a
+ * sweep visits those rather than every record.
  */
 export class MemoryDeliveryStore implements DeliveryStore {
   readonly #size: number
   readonly #entries = new Map<string, Entry>()
   /**
-   * Walks the deliveries oldest first; each one it passed was forgotten, so its next is the
-   * oldest left. A fresh `keys()` per eviction would step over every forgotten slot again.
+   * Walks the deliveries least recent first; each one it passed was forgotten, so its next is
+   * the least recent left. A fresh `keys()` per eviction would step over every forgotten slot
+   * again. Made anew at each sweep: an iterator that stands still keeps every table the `Map`
+   * outgrew alive.
    */
-  readonly #oldest = this.#entries.keys()
+  #oldest = this.#entries.keys()
   /** The deliveries with a window still open: few while receipts arrive, all of them when none do. */
   readonly #awaiting = new Map<string, Entry>()
   readonly #onEvict: () => void
@@ -51,7 +54,11 @@ export class MemoryDeliveryStore implements DeliveryStore {
 
   record (event: DeliveryEvent): DeliveryRecorded {
     let entry = this.#entries.get(event.deliveryId)
-    if (entry === undefined) {
+    if (entry !== undefined) {
+      // To the end: the Map stays in order of latest event.
+      this.#entries.delete(event.deliveryId)
+      this.#entries.set(event.deliveryId, entry)
+    } else {
       entry = { channel: event.channel, beganAt: undefined, seen: 0, deadline: undefined, settled: false, keepUntil: 0 }
       this.#entries.set(event.deliveryId, entry)
       if (this.#entries.size > this.#size) {
@@ -84,12 +91,13 @@ export class MemoryDeliveryStore implements DeliveryStore {
       entry.settled = true
       this.#awaiting.delete(id)
     }
-    // A record outlives its window (keepFor), so it no longer awaits when it is forgotten. One
-    // kept longer stops the walk: the younger ones behind it go at a later sweep, or for room.
+    // A record outlives its window (keepFor), so it no longer awaits when it is forgotten. In
+    // order of latest event, the first still kept has few behind it that are not.
     for (const [id, entry] of this.#entries) {
       if (entry.keepUntil > now) break
       this.#entries.delete(id)
     }
+    this.#oldest = this.#entries.keys()
     return expired
   }
 }

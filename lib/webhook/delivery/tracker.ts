@@ -39,7 +39,7 @@ export class DeliveryTracker {
 
   constructor (settings: DeliverySettings, factory: MetricFactory, log: FastifyBaseLogger, clock: Clock = systemClock) {
     this.#settings = settings
-    const evicted = factory.counter('cio_delivery_evicted_total', 'Deliveries the memory store forgot before their window ended, for room.')
+    const evicted = factory.counter('cio_delivery_evicted_total', 'Deliveries the memory store forgot for room, before their time was up.')
     evicted.inc(0)
     const { store } = settings
     this.#store = 'record' in store ? store : new MemoryDeliveryStore({ size: store.size, onEvict: () => { evicted.inc() } })

@@ -167,7 +167,7 @@ t.test('1 000 000 deliveries through the memory store keep it at its bound; each
   t.equal(store.record(later).first, true, 'a metric this version does not know is each time a first')
 })
 
-t.test('a full memory store forgets the oldest delivery left, also after expiry took some or all of them', async (t) => {
+t.test('a full memory store forgets the least recent delivery, also after expiry took some or all of them', async (t) => {
   let evicted = 0
   const store = new MemoryDeliveryStore({ size: 3, onEvict: () => { evicted++ } })
   const begin = (deliveryId: string, at = 0) => store.record({ deliveryId, channel: 'email', metric: 'sent', at, begins: true, outcome: false, awaitsOutcome: true, confirmWithinMs: 1_000 })
@@ -188,10 +188,19 @@ t.test('a full memory store forgets the oldest delivery left, also after expiry 
   for (const id of ['g', 'h', 'i', 'j']) begin(id, 1_000_000)
   t.ok(known('h') && known('i') && known('j'), 'the newest three are kept')
   t.notOk(known('g'), 'g, the oldest, was forgotten')
+  // In order of latest event: a later event keeps its record, and does not keep the others.
+  const open = (deliveryId: string, at: number) => store.record({ deliveryId, channel: 'email', metric: 'opened', at, begins: false, outcome: false, awaitsOutcome: true, confirmWithinMs: 1_000 })
+  store.expire(2_000_000)
+  begin('k', 2_000_000)
+  begin('l', 2_000_000)
+  open('k', 2_060_000)
+  store.expire(2_070_000)
+  t.equal(store.size, 1, 'l was forgotten on time although k, older, is kept')
+  t.ok(known('k'))
 })
 
 t.test('the memory store answers as a plain model of it does, over random events, sweeps and time', async (t) => {
-  /** The store, plainly: records in an array in order of creation, every one looked at each time. */
+  /** The store, plainly: records in an array in order of latest event, every one looked at each time. */
   interface Kept { id: string, channel: string, beganAt: number | undefined, seen: Set<string>, deadline: number | undefined, settled: boolean, keepUntil: number }
   class Model {
     records: Kept[] = []
@@ -200,7 +209,9 @@ t.test('the memory store answers as a plain model of it does, over random events
     constructor (size: number) { this.size = size }
     record (e: DeliveryEvent) {
       let r = this.records.find((k) => k.id === e.deliveryId)
-      if (r === undefined) {
+      if (r !== undefined) {
+        this.records = [...this.records.filter((k) => k !== r), r]
+      } else {
         r = { id: e.deliveryId, channel: e.channel, beganAt: undefined, seen: new Set(), deadline: undefined, settled: false, keepUntil: 0 }
         this.records.push(r)
         if (this.records.length > this.size) { this.records.shift(); this.evicted++ }
@@ -239,7 +250,9 @@ t.test('the memory store answers as a plain model of it does, over random events
       const op = random(10)
       if (op < 7) {
         const [metric, begins, outcome] = METRICS[random(METRICS.length)]!
-        const event: DeliveryEvent = { deliveryId: pool[random(pool.length)]!, channel: random(4) === 0 ? 'slack' : 'email', metric, at: clock - random(2_000), begins, outcome, awaitsOutcome: random(4) !== 0, confirmWithinMs: 1_000 }
+        // Now and then an event from the future (a clock ahead of ours), or a late one.
+        const at = clock - random(2_000) + (random(40) === 0 ? 90_000 : 0) - (random(40) === 0 ? 90_000 : 0)
+        const event: DeliveryEvent = { deliveryId: pool[random(pool.length)]!, channel: random(4) === 0 ? 'slack' : 'email', metric, at, begins, outcome, awaitsOutcome: random(4) !== 0, confirmWithinMs: 1_000 }
         const [got, want] = [store.record(event), model.record(event)]
         if (JSON.stringify(got) !== JSON.stringify(want) && mismatches++ < 5) t.fail(`size ${size}, step ${step}: record answered ${JSON.stringify(got)}, the model ${JSON.stringify(want)}`)
       } else if (op < 9) {
