@@ -11,6 +11,7 @@ import { parse } from 'yaml'
 import { SendEmailRequest } from 'customerio-node'
 import { webhookEvent } from '../../lib/testing/index.ts'
 import { startRedis } from '../fixtures/redis.ts'
+import { until } from '../fixtures/wait.ts'
 import { buildApp, simOptions, startSimulator, WEBHOOK_KEY } from '../helpers.ts'
 
 const installed = spawnSync('prometheus', ['--version']).status === 0
@@ -39,16 +40,13 @@ function quickRules (): string {
     .replace(/for: \S+/g, 'for: 2s')
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
-
-async function until<T> (what: string, fn: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const value = await fn().catch(() => undefined)
-    if (value !== undefined) return value
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await sleep(250)
-  }
+/** The shared `until`, for a condition read from Prometheus: `fn` answers undefined while it does not hold. */
+async function eventually<T> (what: string, fn: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
+  return await until(async () => {
+    const value = await fn()
+    if (value === undefined) throw new Error(`timed out waiting for ${what}`)
+    return value
+  }, timeoutMs)
 }
 
 // This file may run longer than tap's per-file timeout allows other files: it sets its own.
@@ -88,7 +86,7 @@ t.test('a real Prometheus scrapes the app: dashboard queries and rules return da
   let stderr = ''
   child.stderr.on('data', (chunk) => { stderr = (stderr + chunk).slice(-4000) })
   t.teardown(() => { child.kill('SIGKILL') })
-  await until('Prometheus to be ready', async () => (await fetch(`${prom}/-/ready`)).ok || undefined, 20_000).catch((err) => { throw new Error(`${err.message}\n${stderr}`) })
+  await eventually('Prometheus to be ready', async () => (await fetch(`${prom}/-/ready`)).ok || undefined, 20_000).catch((err) => { throw new Error(`${err.message}\n${stderr}`) })
 
   const api = async (path: string) => {
     const body = await (await fetch(`${prom}${path}`)).json() as { status: string, data: any, error?: string }
@@ -116,7 +114,7 @@ t.test('a real Prometheus scrapes the app: dashboard queries and rules return da
   t.teardown(() => clearInterval(traffic))
   sim.fault({ operation: 'listCampaigns', status: 429, ratio: 0.5, times: Infinity })
 
-  await until('the target to be up', async () => {
+  await eventually('the target to be up', async () => {
     const { activeTargets } = await api('/api/v1/targets') as { activeTargets: Array<{ health: string, lastError: string }> }
     return activeTargets[0]?.health === 'up' ? true : undefined
   }, 20_000)
@@ -129,7 +127,7 @@ t.test('a real Prometheus scrapes the app: dashboard queries and rules return da
   const shipped = (parse(readFileSync(new URL('alerts.yml', monitoring), 'utf8')) as { groups: Array<{ rules: Array<{ record?: string }> }> }).groups.flatMap((g) => g.rules)
   const recorded = shipped.flatMap((rule) => rule.record === undefined ? [] : [rule.record])
   // Rates need two scrapes and recording rules an evaluation: wait until every query has data.
-  await until('every dashboard query and recording rule to return data', async () => {
+  await eventually('every dashboard query and recording rule to return data', async () => {
     for (const expr of [...panelQueries.map((q) => q.expr), ...recorded]) if ((await query(expr)).result.length === 0) return undefined
     return true
   }, 60_000).catch(() => {}) // on a timeout, the assertions below name what has none
@@ -163,9 +161,9 @@ t.test('a real Prometheus scrapes the app: dashboard queries and rules return da
   t.equal(await state(), undefined, 'quiet before the outage')
   const outage = sim.fault({ api: 'track', status: 503 })
   const seen = new Set<string>()
-  await until('the alert to fire', async () => { const s = await state(); if (s !== undefined) seen.add(s); return s === 'firing' ? s : undefined }, 60_000)
+  await eventually('the alert to fire', async () => { const s = await state(); if (s !== undefined) seen.add(s); return s === 'firing' ? s : undefined }, 60_000)
   t.ok(seen.has('firing'), `the alert fired (states seen: ${[...seen].join(', ')})`)
   outage()
-  await until('the alert to resolve', async () => (await state()) === undefined ? true : undefined, 90_000)
+  await eventually('the alert to resolve', async () => (await state()) === undefined ? true : undefined, 90_000)
   t.pass('the alert resolved after recovery')
 })
