@@ -91,8 +91,9 @@ const cioObservabilityPlugin: FastifyPluginAsync<CioObservabilityOptions> = asyn
   let webhook: { close: () => Promise<void> } | undefined
   // One hook, in this order, each step bounded: the queue flushes first, while calls are still
   // observed and counted and before anything that can wait on Redis; then the outbox finishes
-  // its batch in hand (everything else stays in Redis); then the inbox; then the pool ends
-  // whatever is still in flight (the queue has handed such a batch to onDrop by then).
+  // its batch in hand (everything else stays in Redis); then the inbox, whose last events still
+  // reach delivery tracking, which stops sweeping next; then the pool ends whatever is still in
+  // flight (the queue has handed such a batch to onDrop by then); observation stops last.
   fastify.addHook('onClose', async () => {
     await queue?.close()
     await outbox?.close()
