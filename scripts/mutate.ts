@@ -1,5 +1,5 @@
 /**
- * A small mutation check of the webhook and queue modules: each mutation below (a flipped
+ * A small mutation check of the webhook, delivery, queue and outbox modules: each mutation below (a flipped
  * comparison, a dropped release, confirm, record or metric, a changed constant) is applied on its
  * own, the tests of its module run, and the mutation is reported `killed` (a test failed) or
  * `survived` (every test passed: a hole in the tests, or a change that makes no difference).
@@ -47,7 +47,11 @@ const TESTS: Readonly<Record<string, readonly string[]>> = {
   'lib/webhook/verify.ts': ['test/webhook/verify.test.ts', 'test/webhook/route.test.ts', 'test/webhook/fuzz.test.ts'],
   'lib/webhook/memory-dedupe.ts': ['test/webhook/dedupe.test.ts', 'test/webhook/route.test.ts', 'test/webhook/claims.test.ts'],
   'lib/webhook/redis-dedupe.ts': ['test/webhook/dedupe.test.ts', 'test/webhook/claims.test.ts', 'test/webhook/redis-faults.test.ts', 'test/webhook/instances.test.ts'],
-  'lib/queue/queue.ts': ['test/queue/queue.test.ts', 'test/queue/queue-property.test.ts']
+  'lib/queue/queue.ts': ['test/queue/queue.test.ts', 'test/queue/queue-property.test.ts'],
+  'lib/queue/outbox/outbox.ts': ['test/queue/outbox/outbox.test.ts'],
+  'lib/webhook/delivery/memory-store.ts': ['test/webhook/delivery/delivery.test.ts'],
+  'lib/webhook/delivery/redis-store.ts': ['test/webhook/delivery/delivery.test.ts'],
+  'lib/webhook/delivery/tracker.ts': ['test/webhook/delivery/delivery.test.ts']
 }
 
 const DIRECT = 'lib/webhook/direct.ts'
@@ -56,6 +60,10 @@ const VERIFY = 'lib/webhook/verify.ts'
 const MEMORY = 'lib/webhook/memory-dedupe.ts'
 const REDIS = 'lib/webhook/redis-dedupe.ts'
 const QUEUE = 'lib/queue/queue.ts'
+const OUTBOX = 'lib/queue/outbox/outbox.ts'
+const DELIVERIES = 'lib/webhook/delivery/memory-store.ts'
+const REDIS_DELIVERIES = 'lib/webhook/delivery/redis-store.ts'
+const TRACKER = 'lib/webhook/delivery/tracker.ts'
 
 const MUTATIONS: readonly Mutation[] = [
   {
@@ -107,7 +115,25 @@ const MUTATIONS: readonly Mutation[] = [
   { file: QUEUE, what: 'a batch answered after the close deadline is counted as well', find: '    if (batch.handedOver) return\n    this.#failures = 0\n', replace: '    this.#failures = 0\n' },
   { file: QUEUE, what: 'the backoff does not reset after a success', find: '    this.#failures = 0\n', replace: '' },
   { file: QUEUE, what: 'no backoff: the next send does not wait for notBefore', find: 'Math.max(this.#notBefore, ready ?', replace: 'Math.max(0, ready ?' },
-  { file: QUEUE, what: 'Retry-After is ignored', find: 'retryAfterMs(err, this.#clock.now())', replace: 'undefined' }
+  { file: QUEUE, what: 'Retry-After is ignored', find: 'retryAfterMs(err, this.#clock.now())', replace: 'undefined' },
+
+  { file: OUTBOX, what: 'a batch Customer.io accepted is not acknowledged', find: '    await this.#acknowledge(redis, batch)\n    this.#metrics.sent(', replace: '    this.#metrics.sent(' },
+  { file: OUTBOX, what: 'a refused batch is retried as if transient', find: 'if (!isTransient(err)) {', replace: 'if (err === undefined) {' },
+  { file: OUTBOX, what: 'operations Customer.io refused are counted as sent', find: 'this.#metrics.sent(batch.length - refused.size)', replace: 'this.#metrics.sent(batch.length)' },
+
+  { file: DELIVERIES, what: 'a later beginning replaces an earlier one', find: 'entry.beganAt = Math.min(entry.beganAt ?? event.at, event.at)', replace: 'entry.beganAt = event.at' },
+  { file: DELIVERIES, what: 'an outcome does not confirm the delivery', find: '    if (event.outcome) entry.settled = true\n', replace: '' },
+  { file: DELIVERIES, what: 'an expired delivery still awaits (counted at every sweep)', find: '      entry.settled = true\n      this.#awaiting.delete(id)\n', replace: '      entry.settled = true\n' },
+  { file: DELIVERIES, what: 'an evicted delivery is still swept', find: '        this.#awaiting.delete(oldest)\n', replace: '' },
+  { file: DELIVERIES, what: 'forgetting steps over a record still kept', find: 'if (entry.keepUntil > now) break', replace: 'if (entry.keepUntil > now) continue' },
+
+  { file: REDIS_DELIVERIES, what: 'an outcome leaves the delivery among the deadlines', find: "  redis.call('ZREM', deadlines, id)\nelseif", replace: 'elseif' },
+  { file: REDIS_DELIVERIES, what: 'an expired delivery stays among the deadlines (other instances count it too)', find: "  redis.call('ZREM', deadlines, id)\n  local key", replace: '  local key' },
+  { file: REDIS_DELIVERIES, what: 'what was counted is answered again (never trimmed)', find: '      this.#counted = Number(entry.slice(0, colon))\n', replace: '' },
+
+  { file: TRACKER, what: 'every event of a metric is measured, not only the first', find: 'if (recorded.first && recorded.beganAt', replace: 'if (recorded.beganAt' },
+  { file: TRACKER, what: 'channels without receipts await an outcome', find: 'awaitsOutcome: RECEIPT_CHANNELS.has(what.channel)', replace: 'awaitsOutcome: true' },
+  { file: TRACKER, what: 'a send through fastify.cio does not begin its delivery', find: "metric: '_send', at: this.#clock.now(), begins: true", replace: "metric: '_send', at: this.#clock.now(), begins: false" }
 ]
 
 type Verdict = 'killed' | 'survived' | 'stale'
@@ -230,7 +256,7 @@ const chosen = MUTATIONS.filter((m) => texts.length === 0 || texts.some((a) => m
 if (args.includes('--list')) {
   for (const [i, m] of chosen.entries()) {
     const found = count(readFileSync(join(root, m.file), 'utf8'), m.find)
-    console.log(`${String(i + 1).padStart(2)}  ${found === 1 ? '     ' : 'STALE'}  ${pad(m.file, 28)} ${m.what}`)
+    console.log(`${String(i + 1).padStart(2)}  ${found === 1 ? '     ' : 'STALE'}  ${pad(m.file, 38)} ${m.what}`)
   }
   process.exit(0)
 }
@@ -252,14 +278,14 @@ try {
       const result = await tryMutation(sandbox, mutation)
       results.push(result)
       const mark = { killed: 'killed  ', survived: 'SURVIVED', stale: 'STALE   ' }[result.verdict]
-      console.log(`${mark} ${pad(mutation.file.replace(/^lib\//, ''), 24)} ${pad(mutation.what, 66)} ${result.seconds.toFixed(1).padStart(5)} s  ${result.detail}`)
+      console.log(`${mark} ${pad(mutation.file.replace(/^lib\//, ''), 34)} ${pad(mutation.what, 66)} ${result.seconds.toFixed(1).padStart(5)} s  ${result.detail}`)
     }
-    console.log('\nfile                      killed survived stale')
+    console.log(`\n${pad('file', 34)} killed survived stale`)
     for (const file of Object.keys(TESTS)) {
       const mine = results.filter((r) => r.mutation.file === file)
       if (mine.length === 0) continue
       const n = (v: Verdict) => String(mine.filter((r) => r.verdict === v).length).padStart(6)
-      console.log(`${pad(file.replace(/^lib\//, ''), 24)} ${n('killed')} ${n('survived')} ${n('stale')}`)
+      console.log(`${pad(file.replace(/^lib\//, ''), 34)} ${n('killed')} ${n('survived')} ${n('stale')}`)
     }
     const killed = results.filter((r) => r.verdict === 'killed').length
     console.log(`\n${killed} of ${results.length} killed in ${((performance.now() - started) / 1000).toFixed(0)} s`)
