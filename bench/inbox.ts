@@ -11,7 +11,7 @@ import pino from 'pino'
 import { alternate, median, medianDifference, medianRatio, ROUNDS, rotate, row, timed, type Row } from './harness.ts'
 import { benchRedis } from './redis.ts'
 import { ALL_CORES, HAS_PROC, LOAD_CORES, pin, processCpuMicros, saturate, SECONDS, server, signedRequests, WEBHOOK, type Sample } from './servers.ts'
-import { floorMicros } from './webhook.ts'
+import { floorMicros } from './floor.ts'
 
 const ADDS = 5_000
 const CONCURRENCY = 50

@@ -20,6 +20,8 @@ export interface PacedResult {
   /** Milliseconds. */
   readonly p50: number
   readonly p99: number
+  /** Every recorded request's latency, ascending, for percentiles over several rounds. */
+  readonly latencies: readonly number[]
   readonly sent: number
   readonly failed: number
 }
@@ -60,6 +62,13 @@ export async function paced ({ origin, path, rate, seconds, connections, next }:
   await Promise.all(inFlight)
   await pool.close()
   latencies.sort((a, b) => a - b)
-  const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? Number.NaN
-  return { p50: at(0.5), p99: at(0.99), sent, failed }
+  return { p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), latencies, sent, failed }
 }
+
+/** The `q` quantile of ascending `sorted`. */
+export const percentile = (sorted: readonly number[], q: number): number =>
+  sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN
+
+/** The `q` quantile of every request of several rounds. */
+export const pooledPercentile = (rounds: ReadonlyArray<{ readonly latencies: readonly number[] }>, q: number): number =>
+  percentile(rounds.flatMap((r) => r.latencies).sort((a, b) => a - b), q)

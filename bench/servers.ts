@@ -20,7 +20,7 @@ export const SECONDS = Number(process.env.BENCH_WEBHOOK_SECONDS ?? 1.5)
  * On Linux, the servers get core 0 and this process, the load generator, the other cores, so the
  * two never take turns on one core and a server's throughput is its own.
  */
-const PIN = process.platform === 'linux' && os.availableParallelism() >= 2 && spawnSync('taskset', ['-V']).status === 0
+export const PIN = process.platform === 'linux' && os.availableParallelism() >= 2 && spawnSync('taskset', ['-V']).status === 0
 const CLOCK_TICKS = process.platform === 'linux' ? Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout) || 100 : 0
 export const HAS_PROC = CLOCK_TICKS > 0
 

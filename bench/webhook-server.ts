@@ -4,8 +4,9 @@
  * - `plain`: nothing;
  * - `metrics`: fastify-metrics, registered by the app itself with the plugin's settings (route
  *   histogram, no summary), which is what an app that already times its routes pays;
- * - `signed`: the plugin with its webhook route, default settings (the memory dedupe store), and
- *   `/floor`, a minimal signed route (verify the HMAC, parse the body, answer);
+ * - `signed`: the plugin with its webhook route, default settings (the memory dedupe and delivery
+ *   stores), and `/floor`, a minimal signed route (verify the HMAC, parse the body, answer);
+ *   with BENCH_DELIVERY=off, the same without delivery tracking;
  * - `inbox <redis-url>`: the plugin with the webhook route in inbox mode, receive-only
  *   (`worker: false`), so the process's CPU is the route's.
  * With BENCH_CPU_PROFILE=<file>, SIGUSR2 starts a CPU profile, written to that file on SIGTERM.
@@ -23,7 +24,7 @@ const plugin = { queue: false as const, metrics: { defaultMetrics: false }, env:
 if (mode === 'metrics') {
   await app.register(fastifyMetrics.default, { endpoint: '/metrics', defaultMetrics: { enabled: false }, routeMetrics: { enabled: { histogram: true, summary: false } } })
 } else if (mode === 'signed') {
-  await app.register(cioObservability, { ...plugin, webhook: { signingKeys: key! } })
+  await app.register(cioObservability, { ...plugin, webhook: { signingKeys: key! }, ...(process.env.BENCH_DELIVERY === 'off' ? { delivery: false as const } : {}) })
   // The floor as a route: the least a receiver of a signed event does (HMAC, compare, parse), in
   // the same app and under the same load, so the route's cost above it is its behaviours'.
   await app.register(async (child) => {

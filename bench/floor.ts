@@ -1,0 +1,71 @@
+/**
+ * The webhook route's floor: what any receiver of a signed event must do, HMAC-SHA256 of
+ * `v0:<ts>:<body>` and JSON.parse of the body, in µs of CPU per event. Measured in-process, or
+ * in a process of its own on the servers' core between rounds (`floorProcess`), so each round's
+ * figures are read against the speed of that core at that time: on a shared VM it drifts by tens
+ * of percent over minutes, and a load generator's leftover work would skew it in its own process.
+ * Run as a program, it measures once per line read on stdin and writes the figure back.
+ */
+import { spawn } from 'node:child_process'
+import { createHmac } from 'node:crypto'
+import { once } from 'node:events'
+import { createInterface } from 'node:readline'
+import { median, ROUNDS, timed } from './harness.ts'
+import { KEY, PIN, signedRequests, type SignedRequest } from './servers.ts'
+
+const EVENTS = 50_000
+
+/** Each call measures the floor once. */
+export function floorMeter (next: () => SignedRequest): () => Promise<number> {
+  const requests = Array.from({ length: 1_000 }, next)
+  let sink = 0
+  return async () => {
+    const { cpuMs } = await timed(async () => {
+      for (let i = 0; i < EVENTS; i++) {
+        const { body, headers } = requests[i % requests.length]!
+        const mac = createHmac('sha256', KEY).update(`v0:${headers['x-cio-timestamp']}:${body}`).digest()
+        sink += mac[0]! + (JSON.parse(body) as { timestamp: number }).timestamp
+      }
+    })
+    if (sink === 0) throw new Error('unreachable')
+    return cpuMs * 1000 / EVENTS
+  }
+}
+
+/** The floor in this process: the median of a few measurements after a warm-up. */
+export async function floorMicros (next: () => SignedRequest): Promise<number> {
+  const measure = floorMeter(next)
+  await measure()
+  const rounds: number[] = []
+  for (let i = 0; i < ROUNDS; i++) rounds.push(await measure())
+  return median(rounds)
+}
+
+/** This file as a child on core 0 (the servers'), measuring on demand. */
+export async function floorProcess (): Promise<{ measure: () => Promise<number>, stop: () => Promise<void> }> {
+  const args = [new URL(import.meta.url).pathname]
+  const child = PIN ? spawn('taskset', ['-c', '0', process.execPath, ...args], { stdio: ['pipe', 'pipe', 'inherit'] }) : spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'inherit'] })
+  const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]()
+  const measure = async () => {
+    child.stdin!.write('measure\n')
+    const { value, done } = await lines.next()
+    if (done === true) throw new Error('the floor process ended')
+    return Number(value)
+  }
+  await measure()
+  return {
+    measure,
+    stop: async () => {
+      const exited = once(child, 'exit')
+      child.stdin!.end()
+      await exited
+    }
+  }
+}
+
+if (import.meta.main) {
+  const measure = floorMeter(signedRequests())
+  for await (const line of createInterface({ input: process.stdin })) {
+    if (line === 'measure') process.stdout.write(`${await measure()}\n`)
+  }
+}
