@@ -4,9 +4,11 @@
  * fails or is slow now and then and, with Redis, Redis is paused, killed and put to sleep.
  */
 import Fastify, { type FastifyInstance } from 'fastify'
+import { Queue, type ConnectionOptions } from 'bullmq'
 import { Redis } from 'ioredis'
 import cioObservability, { MemoryDedupeStore, RedisDedupeStore, type CioWebhookEvent, type CioWebhookOptions } from '../lib/index.ts'
 import { createCioSimulator, signWebhook, webhookEvent } from '../lib/testing/index.ts'
+import { inboxJobId } from '../lib/webhook/inbox/mode.ts'
 import { startRedis } from '../test/fixtures/redis.ts'
 import {
   between, cioOptions, describeCounts, ms, pick, redisFaultSchedule, redisSleeper, row, sleep, Teardown, waitFor, WEBHOOK_KEY,
@@ -25,6 +27,11 @@ const CIO_TIMEOUT_MS = 4000
 const SETTLE_MS = 20_000
 /** After the last 2xx, how long every event's onEvent has to have run once successfully (inbox retries included). */
 const RUN_BOUND_MS = 20_000
+/**
+ * The inbox's lock and stalled check: a job whose worker lost its lock while Redis was down runs
+ * again once the lock has lapsed, at the next check, so both must fit within RUN_BOUND_MS.
+ */
+const INBOX_LOCK_MS = 5_000
 /** The app's Redis client: commands fail quickly while Redis cannot answer. */
 const COMMAND_TIMEOUT_MS = 1000
 
@@ -116,6 +123,27 @@ class Sender {
   }
 }
 
+/** Where the inbox's jobs for `eventIds` are, for a failure's message: `; jobs: active ×1`. */
+async function jobStates (url: string, eventIds: readonly string[]): Promise<string> {
+  const client = new Redis(url, { maxRetriesPerRequest: 1 })
+  client.on('error', () => {})
+  const queue = new Queue('chaos', { connection: client as unknown as ConnectionOptions })
+  try {
+    const states = new Map<string, number>()
+    for (const id of eventIds) {
+      const job = await queue.getJob(inboxJobId(id))
+      const state = job === undefined ? 'no job' : `${await job.getState()} after ${job.attemptsMade} attempts`
+      states.set(state, (states.get(state) ?? 0) + 1)
+    }
+    return `; jobs: ${describeCounts(states)}`
+  } catch (err) {
+    return `; jobs unknown: ${String(err)}`
+  } finally {
+    await queue.close().catch(() => {})
+    client.disconnect()
+  }
+}
+
 export async function webhookScenario (variant: WebhookVariant, { phaseMs, seed, rng }: ScenarioContext): Promise<Row> {
   const result = row(`webhook ${variant}`)
   const t = new Teardown()
@@ -143,7 +171,7 @@ export async function webhookScenario (variant: WebhookVariant, { phaseMs, seed,
         onEvent: log.handler(i, rng),
         ...(variant === 'memory' ? { dedupe: shared } : {}),
         ...(variant === 'redis' ? { dedupe: new RedisDedupeStore(client!, { prefix: 'chaos:' }) } : {}),
-        ...(variant === 'inbox' ? { inbox: { connection: redis!.url, queueName: 'chaos', backoffMs: 100, attempts: 8 } } : {})
+        ...(variant === 'inbox' ? { inbox: { connection: redis!.url, queueName: 'chaos', backoffMs: 100, attempts: 8, lockDurationMs: INBOX_LOCK_MS, stalledIntervalMs: INBOX_LOCK_MS } } : {})
       }
       const app = Fastify({ logger: false })
       t.teardown(() => app.close())
@@ -198,7 +226,7 @@ export async function webhookScenario (variant: WebhookVariant, { phaseMs, seed,
     result.notes.push(`${sender.answers} answers (${describeCounts(sender.statuses)}); ${log.runs.length} onEvent runs, ` +
       `${log.runs.filter((r) => r.ok !== true).length} failed or unfinished; ${doubled} events ran successfully more than once`)
     if (unanswered > 0) result.failures.push(`LOSS: ${unanswered} events got no 2xx within ${SETTLE_MS / 1000} s after the faults ended`)
-    if (!allRan) result.failures.push(`LOSS: ${neverRan} answered events whose onEvent never completed (waited ${RUN_BOUND_MS / 1000} s)`)
+    if (!allRan) result.failures.push(`LOSS: ${neverRan} answered events whose onEvent never completed (waited ${RUN_BOUND_MS / 1000} s)${variant === 'inbox' ? await jobStates(redis!.url, answered.filter((o) => log.okCount(o.id) === 0).map((o) => o.id)) : ''}`)
     if (sender.late > 0) result.failures.push(`LATE: ${sender.late} answers slower than ${LATE_MS} ms (${sender.timeouts} no answer within ${CIO_TIMEOUT_MS} ms); slowest ${ms(sender.slowest)} ms`)
     // Two runs at once are explained when Redis was killed between their starts and kept nothing
     // (no AOF: the claim was lost with it); anything else breaks "at most one onEvent at a time".
