@@ -46,21 +46,28 @@ export async function floorProcess (): Promise<{ measure: () => Promise<number>,
   const args = [new URL(import.meta.url).pathname]
   const child = PIN ? spawn('taskset', ['-c', '0', process.execPath, ...args], { stdio: ['pipe', 'pipe', 'inherit'] }) : spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'inherit'] })
   const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]()
+  // A child that died answers no more lines; the write's own error adds nothing to that.
+  child.stdin!.on('error', () => {})
   const measure = async () => {
     child.stdin!.write('measure\n')
     const { value, done } = await lines.next()
-    if (done === true) throw new Error('the floor process ended')
-    return Number(value)
+    const micros = Number(value)
+    if (done === true || !Number.isFinite(micros) || micros <= 0) throw new Error(`the floor process answered ${done === true ? 'nothing' : JSON.stringify(value)}`)
+    return micros
   }
-  await measure()
-  return {
-    measure,
-    stop: async () => {
-      const exited = once(child, 'exit')
-      child.stdin!.end()
-      await exited
-    }
+  const stop = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return
+    const exited = once(child, 'exit')
+    child.stdin!.end()
+    await exited
   }
+  try {
+    await measure()
+  } catch (err) {
+    child.kill()
+    throw err
+  }
+  return { measure, stop }
 }
 
 if (import.meta.main) {
