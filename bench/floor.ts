@@ -6,12 +6,10 @@
  * of percent over minutes, and a load generator's leftover work would skew it in its own process.
  * Run as a program, it measures once per line read on stdin and writes the figure back.
  */
-import { spawn } from 'node:child_process'
 import { createHmac } from 'node:crypto'
-import { once } from 'node:events'
 import { createInterface } from 'node:readline'
 import { median, ROUNDS, timed } from './harness.ts'
-import { KEY, PIN, signedRequests, type SignedRequest } from './servers.ts'
+import { KEY, signedRequests, spawnOnServerCore, stopChild, type SignedRequest } from './servers.ts'
 
 const EVENTS = 50_000
 
@@ -43,8 +41,7 @@ export async function floorMicros (next: () => SignedRequest): Promise<number> {
 
 /** This file as a child on core 0 (the servers'), measuring on demand. */
 export async function floorProcess (): Promise<{ measure: () => Promise<number>, stop: () => Promise<void> }> {
-  const args = [new URL(import.meta.url).pathname]
-  const child = PIN ? spawn('taskset', ['-c', '0', process.execPath, ...args], { stdio: ['pipe', 'pipe', 'inherit'] }) : spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'inherit'] })
+  const child = spawnOnServerCore([new URL(import.meta.url).pathname], { stdio: ['pipe', 'pipe', 'inherit'] })
   const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]()
   // A child that died answers no more lines; the write's own error adds nothing to that.
   child.stdin!.on('error', () => {})
@@ -55,12 +52,7 @@ export async function floorProcess (): Promise<{ measure: () => Promise<number>,
     if (done === true || !Number.isFinite(micros) || micros <= 0) throw new Error(`the floor process answered ${done === true ? 'nothing' : JSON.stringify(value)}`)
     return micros
   }
-  const stop = async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return
-    const exited = once(child, 'exit')
-    child.stdin!.end()
-    await exited
-  }
+  const stop = () => stopChild(child, (c) => { c.stdin!.end() })
   try {
     await measure()
   } catch (err) {

@@ -66,7 +66,7 @@ export async function paced ({ origin, path, rate, seconds, connections, next }:
 }
 
 /** The `q` quantile of ascending `sorted`. */
-export const percentile = (sorted: readonly number[], q: number): number =>
+const percentile = (sorted: readonly number[], q: number): number =>
   sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN
 
 /** The `q` quantile of every request of several rounds. */

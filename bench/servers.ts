@@ -3,7 +3,7 @@
  * with their CPU time read from /proc, this process (the load generator) on the other cores,
  * signed bodies with a fresh event id each, and closed-loop load at saturation.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process'
 import { once } from 'node:events'
 import { readFileSync } from 'node:fs'
 import os from 'node:os'
@@ -20,7 +20,7 @@ export const SECONDS = Number(process.env.BENCH_WEBHOOK_SECONDS ?? 1.5)
  * On Linux, the servers get core 0 and this process, the load generator, the other cores, so the
  * two never take turns on one core and a server's throughput is its own.
  */
-export const PIN = process.platform === 'linux' && os.availableParallelism() >= 2 && spawnSync('taskset', ['-V']).status === 0
+const PIN = process.platform === 'linux' && os.availableParallelism() >= 2 && spawnSync('taskset', ['-V']).status === 0
 const CLOCK_TICKS = process.platform === 'linux' ? Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout) || 100 : 0
 export const HAS_PROC = CLOCK_TICKS > 0
 
@@ -39,6 +39,19 @@ export function processCpuMicros (pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) * 1e6 / CLOCK_TICKS
 }
 
+/** Runs a Node program on core 0, the servers' (taskset execs node, so the child's pid is the program's). */
+export function spawnOnServerCore (args: readonly string[], options: SpawnOptions): ChildProcess {
+  return PIN ? spawn('taskset', ['-c', '0', process.execPath, ...args], options) : spawn(process.execPath, args, options)
+}
+
+/** Ends `child` with `end` (a signal, or closing its stdin) and waits for it to exit, unless it already has. */
+export async function stopChild (child: ChildProcess, end: (child: ChildProcess) => void): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return
+  const exited = once(child, 'exit')
+  end(child)
+  await exited
+}
+
 export interface Server { url: string, child: ChildProcess, cpuMicros: () => number, stop: () => Promise<void> }
 
 export type Mode = 'plain' | 'metrics' | 'signed' | 'inbox'
@@ -46,16 +59,9 @@ export type Mode = 'plain' | 'metrics' | 'signed' | 'inbox'
 /** Starts bench/webhook-server.ts in `mode` on core 0; `env` is added to its environment. */
 export async function server (mode: Mode, { redisUrl = '', env = {} as Record<string, string> } = {}): Promise<Server> {
   const args = [new URL('webhook-server.ts', import.meta.url).pathname, mode, KEY, redisUrl]
-  const options = { stdio: ['ignore', 'pipe', 'inherit'] as ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env } }
-  // taskset execs node, so the child's pid is the server's.
-  const child = PIN ? spawn('taskset', ['-c', '0', process.execPath, ...args], options) : spawn(process.execPath, args, options)
+  const child = spawnOnServerCore(args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env } })
   const [chunk] = await once(child.stdout!, 'data') as [Buffer]
-  const stop = async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return
-    const exited = once(child, 'exit')
-    child.kill('SIGTERM')
-    await exited
-  }
+  const stop = () => stopChild(child, (c) => c.kill('SIGTERM'))
   return { url: chunk.toString().trim(), child, cpuMicros: () => processCpuMicros(child.pid!), stop }
 }
 

@@ -82,8 +82,10 @@ export async function benchWebhook (): Promise<Row[]> {
     // Percentiles of every request of every round pooled: a round's own p99 is set by whether one
     // of the VM's pauses fell in it. Twice the rounds, for that many more requests.
     // The same route with delivery: false as well, for what delivery tracking adds to the tail.
-    const latency = await rotate({ bare: steady('/bare'), floor: steady('/floor'), webhook: steady(WEBHOOK), untracked: steady(WEBHOOK, rate, servers.untracked) }, ROUNDS * 2)
-    const calm = await rotate({ bare: steady('/bare', STEADY_RATE), floor: steady('/floor', STEADY_RATE), webhook: steady(WEBHOOK, STEADY_RATE), untracked: steady(WEBHOOK, STEADY_RATE, servers.untracked) }, ROUNDS * 2)
+    const latencyAt = (at: number) => rotate({ bare: steady('/bare', at), floor: steady('/floor', at), webhook: steady(WEBHOOK, at), untracked: steady(WEBHOOK, at, servers.untracked) }, ROUNDS * 2)
+    const latency = await latencyAt(rate)
+    const calm = await latencyAt(STEADY_RATE)
+    const p99Of = (runs: typeof latency) => ({ bare: pooledPercentile(runs.bare, 0.99), floor: pooledPercentile(runs.floor, 0.99), webhook: pooledPercentile(runs.webhook, 0.99), untracked: pooledPercentile(runs.untracked, 0.99) })
 
     const floor = median(s.inProcess.map(cpu))
     const added = medianDifference(s.bare, s.webhook, cpu)
@@ -92,8 +94,8 @@ export async function benchWebhook (): Promise<Row[]> {
     const floorRoute = medianDifference(s.bare, s.floor, cpu)
     const addedPaced = medianDifference(latency.bare, latency.webhook, (l) => l.cpuPerRequest)
     const p50 = { bare: pooledPercentile(latency.bare, 0.5), webhook: pooledPercentile(latency.webhook, 0.5) }
-    const p99 = { bare: pooledPercentile(latency.bare, 0.99), floor: pooledPercentile(latency.floor, 0.99), webhook: pooledPercentile(latency.webhook, 0.99), untracked: pooledPercentile(latency.untracked, 0.99) }
-    const calmP99 = { bare: pooledPercentile(calm.bare, 0.99), floor: pooledPercentile(calm.floor, 0.99), webhook: pooledPercentile(calm.webhook, 0.99), untracked: pooledPercentile(calm.untracked, 0.99) }
+    const p99 = p99Of(latency)
+    const calmP99 = p99Of(calm)
     const calmAt = `at ${STEADY_RATE} req/s, ${CONNECTIONS} connections`
     const appRatio = medianRatio(s.metrics, s.bare, cpu)
     const at = `at ${rate} req/s (the server half busy on the webhook route), ${CONNECTIONS} connections`

@@ -210,7 +210,7 @@ export async function webhookScenario (variant: WebhookVariant, { phaseMs, seed,
     const outcomes = await Promise.all(deliveries.map(async ({ id, done }) => ({ id, ok: await done })))
     const answered = outcomes.filter((o) => o.ok)
     const allRan = await waitFor(() => answered.every((o) => log.okCount(o.id) > 0), RUN_BOUND_MS)
-    const neverRan = answered.filter((o) => log.okCount(o.id) === 0).length
+    const neverRan = answered.filter((o) => log.okCount(o.id) === 0)
     const doubled = outcomes.filter((o) => log.okCount(o.id) > 1).length
     const unanswered = outcomes.length - answered.length
 
@@ -226,7 +226,7 @@ export async function webhookScenario (variant: WebhookVariant, { phaseMs, seed,
     result.notes.push(`${sender.answers} answers (${describeCounts(sender.statuses)}); ${log.runs.length} onEvent runs, ` +
       `${log.runs.filter((r) => r.ok !== true).length} failed or unfinished; ${doubled} events ran successfully more than once`)
     if (unanswered > 0) result.failures.push(`LOSS: ${unanswered} events got no 2xx within ${SETTLE_MS / 1000} s after the faults ended`)
-    if (!allRan) result.failures.push(`LOSS: ${neverRan} answered events whose onEvent never completed (waited ${RUN_BOUND_MS / 1000} s)${variant === 'inbox' ? await jobStates(redis!.url, answered.filter((o) => log.okCount(o.id) === 0).map((o) => o.id)) : ''}`)
+    if (!allRan) result.failures.push(`LOSS: ${neverRan.length} answered events whose onEvent never completed (waited ${RUN_BOUND_MS / 1000} s)${variant === 'inbox' ? await jobStates(redis!.url, neverRan.map((o) => o.id)) : ''}`)
     if (sender.late > 0) result.failures.push(`LATE: ${sender.late} answers slower than ${LATE_MS} ms (${sender.timeouts} no answer within ${CIO_TIMEOUT_MS} ms); slowest ${ms(sender.slowest)} ms`)
     // Two runs at once are explained when Redis was killed between their starts and kept nothing
     // (no AOF: the claim was lost with it); anything else breaks "at most one onEvent at a time".
